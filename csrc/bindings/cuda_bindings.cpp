@@ -1,0 +1,121 @@
+// stn._core.cuda_*: entry points on raw device pointers, for arrays that expose
+// __cuda_array_interface__ (CuPy and friends). python/stn/_cuda.py validates the arrays,
+// allocates the outputs and passes the pointers; shapes arrive as (N, C, H, W, Ho, Wo).
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "../stn/api.h"
+
+namespace py = pybind11;
+
+namespace stn {
+namespace bindings {
+
+#if defined(STN_WITH_CUDA)
+namespace {
+
+using Shape6 = std::array<index_t, 6>;
+
+SamplerShape to_shape(const Shape6& s) { return SamplerShape{s[0], s[1], s[2], s[3], s[4], s[5]}; }
+
+template <typename T>
+const T* in_ptr(std::uintptr_t address) {
+  return reinterpret_cast<const T*>(address);
+}
+template <typename T>
+T* out_ptr(std::uintptr_t address) {
+  return reinterpret_cast<T*>(address);
+}
+
+// Calls body(T{}) with T = float or double, from numpy's dtype name.
+template <typename Body>
+void on_dtype(const std::string& dtype, Body&& body) {
+  py::gil_scoped_release no_gil;
+  if (dtype == "float32") return body(float{});
+  if (dtype == "float64") return body(double{});
+  py::gil_scoped_acquire gil;
+  throw py::type_error("stn._core: CUDA dtype must be float32 or float64, got " + dtype);
+}
+
+SamplerOptions options_of(int mode, int padding, bool align_corners) {
+  return SamplerOptions{Interp(mode), Padding(padding), align_corners};
+}
+
+}  // namespace
+
+void define_cuda_entry_points(py::module_& m) {
+  m.attr("cuda_compiled") = true;
+  m.def("cuda_device_count", &cuda::device_count);
+  m.def("cuda_affine_grid", [](const std::string& dtype, std::uintptr_t theta, index_t theta_stride,
+                               index_t batch, index_t height, index_t width, bool align_corners,
+                               std::uintptr_t grid) {
+    on_dtype(dtype, [&](auto tag) {
+      using T = decltype(tag);
+      cuda::affine_grid<T>(in_ptr<T>(theta), theta_stride, batch, height, width, align_corners, out_ptr<T>(grid));
+    });
+  });
+  m.def("cuda_affine_grid_backward", [](const std::string& dtype, std::uintptr_t grad_grid, index_t batch,
+                                        index_t height, index_t width, bool align_corners,
+                                        index_t thetas, std::uintptr_t grad_theta) {
+    on_dtype(dtype, [&](auto tag) {
+      using T = decltype(tag);
+      cuda::affine_grid_backward<T>(in_ptr<T>(grad_grid), batch, height, width, align_corners, thetas,
+                                    out_ptr<T>(grad_theta));
+    });
+  });
+  m.def("cuda_grid_sample", [](const std::string& dtype, std::uintptr_t input, std::uintptr_t grid,
+                               const Shape6& shape, int mode, int padding, bool align_corners,
+                               std::uintptr_t output) {
+    on_dtype(dtype, [&](auto tag) {
+      using T = decltype(tag);
+      cuda::grid_sample_forward<T>(in_ptr<T>(input), in_ptr<T>(grid), to_shape(shape),
+                                   options_of(mode, padding, align_corners), out_ptr<T>(output));
+    });
+  });
+  m.def("cuda_grid_sample_backward",
+        [](const std::string& dtype, std::uintptr_t grad_output, std::uintptr_t input, std::uintptr_t grid,
+           const Shape6& shape, int mode, int padding, bool align_corners, bool deterministic,
+           std::uintptr_t grad_input, std::uintptr_t grad_grid) {
+          on_dtype(dtype, [&](auto tag) {
+            using T = decltype(tag);
+            cuda::grid_sample_backward<T>(in_ptr<T>(grad_output), in_ptr<T>(input), in_ptr<T>(grid),
+                                          to_shape(shape), options_of(mode, padding, align_corners),
+                                          deterministic, out_ptr<T>(grad_input), out_ptr<T>(grad_grid));
+          });
+        });
+  m.def("cuda_spatial_transform",
+        [](const std::string& dtype, std::uintptr_t input, std::uintptr_t theta, index_t theta_stride,
+           const Shape6& shape, int mode, int padding, bool align_corners, std::uintptr_t output) {
+          on_dtype(dtype, [&](auto tag) {
+            using T = decltype(tag);
+            cuda::spatial_transform_forward<T>(in_ptr<T>(input), in_ptr<T>(theta), theta_stride,
+                                               to_shape(shape), options_of(mode, padding, align_corners),
+                                               out_ptr<T>(output));
+          });
+        });
+  m.def("cuda_spatial_transform_backward",
+        [](const std::string& dtype, std::uintptr_t grad_output, std::uintptr_t input, std::uintptr_t theta,
+           index_t theta_stride, const Shape6& shape, int mode, int padding, bool align_corners,
+           bool deterministic, std::uintptr_t grad_input, std::uintptr_t grad_theta) {
+          on_dtype(dtype, [&](auto tag) {
+            using T = decltype(tag);
+            cuda::spatial_transform_backward<T>(in_ptr<T>(grad_output), in_ptr<T>(input), in_ptr<T>(theta),
+                                                theta_stride, to_shape(shape),
+                                                options_of(mode, padding, align_corners), deterministic,
+                                                out_ptr<T>(grad_input), out_ptr<T>(grad_theta));
+          });
+        });
+}
+#else
+void define_cuda_entry_points(py::module_& m) {
+  m.attr("cuda_compiled") = false;
+  m.def("cuda_device_count", []() { return 0; });
+}
+#endif
+
+}  // namespace bindings
+}  // namespace stn

@@ -1,0 +1,232 @@
+// stn._core: the thin binding between numpy and the plain C++ core (stn/api.h).
+//
+// python/stn validates every argument and hands over C-contiguous arrays of one dtype; this
+// file re-checks only what it needs to never read or write out of bounds, allocates outputs,
+// releases the GIL and calls the kernels. Nothing else here knows about Python.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+
+#include "../stn/api.h"
+
+namespace py = pybind11;
+
+namespace stn {
+namespace bindings {
+
+py::dict build_info();  // build_info.cpp
+
+namespace {
+
+template <typename T>
+using Array = py::array_t<T, py::array::c_style>;
+
+std::string shape_text(const py::array& a) {
+  std::string text = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) text += (i ? ", " : "") + std::to_string(a.shape(i));
+  return text + (a.ndim() == 1 ? ",)" : ")");
+}
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw py::value_error("stn._core: " + message);
+}
+
+void require_shape(const py::array& a, std::initializer_list<index_t> shape, const char* name) {
+  bool ok = a.ndim() == py::ssize_t(shape.size());
+  py::ssize_t axis = 0;
+  for (index_t extent : shape) ok = ok && a.shape(axis++) == extent;
+  std::string expected = "(";
+  axis = 0;
+  for (index_t extent : shape) expected += (axis++ ? ", " : "") + std::to_string(extent);
+  require(ok, std::string(name) + " must have shape " + expected + "), got " + shape_text(a));
+}
+
+SamplerOptions make_options(int mode, int padding, bool align_corners) {
+  require(mode >= 0 && mode <= 2, "mode code must be 0, 1 or 2");
+  require(padding >= 0 && padding <= 2, "padding code must be 0, 1 or 2");
+  return SamplerOptions{Interp(mode), Padding(padding), align_corners};
+}
+
+enum class Backend { Cpu, Emulated };
+
+Backend parse_backend(const std::string& name) {
+  if (name == "cpu") return Backend::Cpu;
+  if (name == "emulated") return Backend::Emulated;
+  throw py::value_error("stn._core: backend must be 'cpu' or 'emulated', got '" + name + "'");
+}
+
+#define STN_CALL(backend, function, ...)                        \
+  do {                                                          \
+    py::gil_scoped_release no_gil;                              \
+    if ((backend) == Backend::Cpu) cpu::function(__VA_ARGS__);  \
+    else emulated::function(__VA_ARGS__);                       \
+  } while (0)
+
+// theta is (N, 2, 3), or (2, 3) shared by the batch: returns the stride between thetas.
+template <typename T>
+index_t theta_stride_of(const Array<T>& theta, index_t batch) {
+  if (theta.ndim() == 2) {
+    require_shape(theta, {2, 3}, "theta");
+    return 0;
+  }
+  require_shape(theta, {batch, 2, 3}, "theta");
+  return 6;
+}
+
+template <typename T>
+Array<T> affine_grid(const Array<T>& theta, index_t batch, index_t height, index_t width,
+                     bool align_corners, const std::string& backend_name) {
+  const Backend backend = parse_backend(backend_name);
+  require(batch > 0 && height > 0 && width > 0, "size must be positive");
+  const index_t theta_stride = theta_stride_of(theta, batch);
+  Array<T> grid({batch, height, width, index_t(2)});
+  STN_CALL(backend, affine_grid<T>, theta.data(), theta_stride, batch, height, width, align_corners,
+           grid.mutable_data());
+  return grid;
+}
+
+// grad_theta is (N, 2, 3), or (2, 3) summed over the batch when `shared`.
+template <typename T>
+Array<T> affine_grid_backward(const Array<T>& grad_grid, bool align_corners, bool shared,
+                              const std::string& backend_name) {
+  const Backend backend = parse_backend(backend_name);
+  require(grad_grid.ndim() == 4 && grad_grid.shape(3) == 2,
+          "grad_grid must be (N, H, W, 2), got " + shape_text(grad_grid));
+  const index_t batch = grad_grid.shape(0), height = grad_grid.shape(1), width = grad_grid.shape(2);
+  require(batch > 0 && height > 0 && width > 0, "grad_grid must not be empty");
+  Array<T> grad_theta = shared ? Array<T>({index_t(2), index_t(3)}) : Array<T>({batch, index_t(2), index_t(3)});
+  STN_CALL(backend, affine_grid_backward<T>, grad_grid.data(), batch, height, width, align_corners,
+           shared ? 1 : batch, grad_theta.mutable_data());
+  return grad_theta;
+}
+
+template <typename T>
+SamplerShape sampler_shape(const Array<T>& input, index_t out_height, index_t out_width) {
+  require(input.ndim() == 4, "input must be (N, C, H, W), got " + shape_text(input));
+  const SamplerShape shape{input.shape(0), input.shape(1), input.shape(2), input.shape(3), out_height, out_width};
+  require(shape.batch > 0 && shape.channels > 0 && shape.in_height > 0 && shape.in_width > 0 &&
+              out_height > 0 && out_width > 0,
+          "every size must be positive");
+  return shape;
+}
+
+template <typename T>
+SamplerShape grid_path_shape(const Array<T>& input, const Array<T>& grid) {
+  require(grid.ndim() == 4 && grid.shape(3) == 2, "grid must be (N, Ho, Wo, 2), got " + shape_text(grid));
+  const SamplerShape shape = sampler_shape(input, grid.shape(1), grid.shape(2));
+  require_shape(grid, {shape.batch, shape.out_height, shape.out_width, 2}, "grid");
+  return shape;
+}
+
+template <typename T>
+Array<T> grid_sample(const Array<T>& input, const Array<T>& grid, int mode, int padding,
+                     bool align_corners, const std::string& backend_name) {
+  const Backend backend = parse_backend(backend_name);
+  const SamplerShape shape = grid_path_shape(input, grid);
+  const SamplerOptions options = make_options(mode, padding, align_corners);
+  Array<T> output({shape.batch, shape.channels, shape.out_height, shape.out_width});
+  STN_CALL(backend, grid_sample_forward<T>, input.data(), grid.data(), shape, options, output.mutable_data());
+  return output;
+}
+
+template <typename T>
+py::tuple grid_sample_backward(const Array<T>& grad_output, const Array<T>& input,
+                               const Array<T>& grid, int mode, int padding, bool align_corners,
+                               bool input_grad, bool deterministic, const std::string& backend_name) {
+  const Backend backend = parse_backend(backend_name);
+  const SamplerShape shape = grid_path_shape(input, grid);
+  const SamplerOptions options = make_options(mode, padding, align_corners);
+  require_shape(grad_output, {shape.batch, shape.channels, shape.out_height, shape.out_width}, "grad_output");
+  Array<T> grad_grid({shape.batch, shape.out_height, shape.out_width, index_t(2)});
+  py::object grad_input_object = py::none();
+  T* grad_input = nullptr;
+  if (input_grad) {
+    Array<T> grad_input_array({shape.batch, shape.channels, shape.in_height, shape.in_width});
+    grad_input = grad_input_array.mutable_data();
+    grad_input_object = grad_input_array;
+  }
+  STN_CALL(backend, grid_sample_backward<T>, grad_output.data(), input.data(), grid.data(), shape,
+           options, deterministic, grad_input, grad_grid.mutable_data());
+  return py::make_tuple(grad_input_object, grad_grid);
+}
+
+template <typename T>
+Array<T> spatial_transform(const Array<T>& input, const Array<T>& theta, index_t out_height,
+                           index_t out_width, int mode, int padding, bool align_corners,
+                           const std::string& backend_name) {
+  const Backend backend = parse_backend(backend_name);
+  const SamplerShape shape = sampler_shape(input, out_height, out_width);
+  const SamplerOptions options = make_options(mode, padding, align_corners);
+  const index_t theta_stride = theta_stride_of(theta, shape.batch);
+  Array<T> output({shape.batch, shape.channels, out_height, out_width});
+  STN_CALL(backend, spatial_transform_forward<T>, input.data(), theta.data(), theta_stride, shape,
+           options, output.mutable_data());
+  return output;
+}
+
+template <typename T>
+py::tuple spatial_transform_backward(const Array<T>& grad_output, const Array<T>& input,
+                                     const Array<T>& theta, int mode, int padding,
+                                     bool align_corners, bool input_grad, bool deterministic,
+                                     const std::string& backend_name) {
+  const Backend backend = parse_backend(backend_name);
+  require(grad_output.ndim() == 4, "grad_output must be (N, C, Ho, Wo), got " + shape_text(grad_output));
+  const SamplerShape shape = sampler_shape(input, grad_output.shape(2), grad_output.shape(3));
+  const SamplerOptions options = make_options(mode, padding, align_corners);
+  require_shape(grad_output, {shape.batch, shape.channels, shape.out_height, shape.out_width}, "grad_output");
+  const index_t theta_stride = theta_stride_of(theta, shape.batch);
+  Array<T> grad_theta = theta_stride == 0 ? Array<T>({index_t(2), index_t(3)})
+                                          : Array<T>({shape.batch, index_t(2), index_t(3)});
+  py::object grad_input_object = py::none();
+  T* grad_input = nullptr;
+  if (input_grad) {
+    Array<T> grad_input_array({shape.batch, shape.channels, shape.in_height, shape.in_width});
+    grad_input = grad_input_array.mutable_data();
+    grad_input_object = grad_input_array;
+  }
+  STN_CALL(backend, spatial_transform_backward<T>, grad_output.data(), input.data(), theta.data(),
+           theta_stride, shape, options, deterministic, grad_input, grad_theta.mutable_data());
+  return py::make_tuple(grad_input_object, grad_theta);
+}
+
+// Registers one function for float32 and float64, with no implicit dtype conversion.
+template <typename T>
+void define_for_dtype(py::module_& m) {
+  m.def("affine_grid", &affine_grid<T>, py::arg("theta").noconvert(), py::arg("batch"),
+        py::arg("height"), py::arg("width"), py::arg("align_corners"), py::arg("backend") = "cpu");
+  m.def("affine_grid_backward", &affine_grid_backward<T>, py::arg("grad_grid").noconvert(),
+        py::arg("align_corners"), py::arg("shared"), py::arg("backend") = "cpu");
+  m.def("grid_sample", &grid_sample<T>, py::arg("input").noconvert(), py::arg("grid").noconvert(),
+        py::arg("mode"), py::arg("padding"), py::arg("align_corners"), py::arg("backend") = "cpu");
+  m.def("grid_sample_backward", &grid_sample_backward<T>, py::arg("grad_output").noconvert(),
+        py::arg("input").noconvert(), py::arg("grid").noconvert(), py::arg("mode"),
+        py::arg("padding"), py::arg("align_corners"), py::arg("input_grad"),
+        py::arg("deterministic") = false, py::arg("backend") = "cpu");
+  m.def("spatial_transform", &spatial_transform<T>, py::arg("input").noconvert(),
+        py::arg("theta").noconvert(), py::arg("out_height"), py::arg("out_width"), py::arg("mode"),
+        py::arg("padding"), py::arg("align_corners"), py::arg("backend") = "cpu");
+  m.def("spatial_transform_backward", &spatial_transform_backward<T>,
+        py::arg("grad_output").noconvert(), py::arg("input").noconvert(),
+        py::arg("theta").noconvert(), py::arg("mode"), py::arg("padding"),
+        py::arg("align_corners"), py::arg("input_grad"), py::arg("deterministic") = false,
+        py::arg("backend") = "cpu");
+}
+
+}  // namespace
+
+void define_cuda_entry_points(py::module_& m);  // cuda_bindings.cpp
+
+}  // namespace bindings
+}  // namespace stn
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "stn compiled core: spatial-transformer kernels (use the stn package, not this module)";
+  stn::bindings::define_for_dtype<float>(m);
+  stn::bindings::define_for_dtype<double>(m);
+  m.def("build_info", &stn::bindings::build_info);
+  m.def("set_num_threads", &stn::cpu::set_num_threads, py::arg("n"));
+  m.def("get_num_threads", &stn::cpu::get_num_threads);
+  stn::bindings::define_cuda_entry_points(m);
+}

@@ -1,0 +1,86 @@
+// The CPU executor for device_ops.h: OpenMP loops over the same kernel bodies the GPU runs.
+// Results are bit-identical for any thread count: every output element is written by exactly
+// one body, theta gradients are reduced in a fixed order, and grad_input is scattered by
+// threads that each own a band of input rows (below), so no two threads add to one element
+// and every element receives its contributions in raster order.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "../stn/api.h"
+#include "../stn/device_ops.h"
+
+namespace stn {
+namespace cpu {
+
+// Runs fn(i) for i in [0, count) on get_num_threads() threads, in contiguous static chunks.
+template <typename Fn>
+void parallel_for(index_t count, const Fn& fn) {
+  const int threads = get_num_threads();
+#if defined(_OPENMP)
+  if (threads > 1 && count > 1) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (index_t i = 0; i < count; ++i) fn(i);
+    return;
+  }
+#endif
+  (void)threads;
+  for (index_t i = 0; i < count; ++i) fn(i);
+}
+
+template <typename U>
+class HostBuffer {
+ public:
+  explicit HostBuffer(index_t count) : values_(size_t(count)) {}
+  U* data() { return values_.data(); }
+
+ private:
+  std::vector<U> values_;
+};
+
+struct CpuExecutor {
+  template <typename Body>
+  void launch(index_t count, const Body& body) {
+    parallel_for(count, body);
+  }
+
+  template <typename U>
+  HostBuffer<U> buffer(index_t count) {
+    return HostBuffer<U>(count);
+  }
+
+  // grad_input (N, C, H, W): work item (n, band) zeroes its band of rows, then walks every
+  // output pixel of image n in raster order and adds only the taps that land in its band.
+  // Bands exist so that N = 1 still uses every thread; they cost a repeated coordinate pass.
+  template <typename T, typename Coords>
+  void scatter_grad_input(const Coords& coords, const T* grad_output, const SamplerShape& shape,
+                          const SamplerOptions& options, bool /*always deterministic*/,
+                          T* grad_input) {
+    const index_t threads = get_num_threads();
+    const index_t bands =
+        std::max<index_t>(1, std::min<index_t>((threads + shape.batch - 1) / shape.batch, shape.in_height));
+    const index_t band_rows = (shape.in_height + bands - 1) / bands;
+    dispatch_interp(options.mode, [&](auto mode) {
+      using Body = ScatterPixel<T, decltype(mode)::value, Coords, PlainAdd>;
+      parallel_for(shape.batch * bands, [&](index_t item) {
+        const index_t n = item / bands;
+        const index_t row_begin = (item % bands) * band_rows;
+        const index_t row_end = std::min(shape.in_height, row_begin + band_rows);
+        if (row_begin >= row_end) return;
+        for (index_t c = 0; c < shape.channels; ++c) {
+          T* plane = grad_input + (n * shape.channels + c) * shape.in_plane();
+          std::memset(plane + row_begin * shape.in_width, 0,
+                      sizeof(T) * size_t((row_end - row_begin) * shape.in_width));
+        }
+        const Body body{coords, grad_output, grad_input, shape, options, row_begin, row_end, PlainAdd{}};
+        const index_t first = n * shape.out_plane();
+        for (index_t pixel = first; pixel < first + shape.out_plane(); ++pixel) body(pixel);
+      });
+    });
+  }
+};
+
+}  // namespace cpu
+}  // namespace stn

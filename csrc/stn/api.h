@@ -1,0 +1,50 @@
+// Entry points of the compiled core, one namespace per backend, all with the same signatures:
+//   stn::cpu       OpenMP loops on host memory (csrc/cpu/ops.cpp)
+//   stn::emulated  the CUDA launch sequence run by a host loop, for tests (csrc/cpu/emulate_device.cpp)
+//   stn::cuda      CUDA kernels on device memory (csrc/cuda/ops.cu), when built with CUDA
+// Arrays are contiguous. Shapes: theta (N, 2, 3) or a shared (2, 3) with theta_stride 0;
+// grid (N, Ho, Wo, 2); input (N, C, H, W); output (N, C, Ho, Wo). grad_input may be null.
+// `deterministic` selects the sorted, atomic-free grad_input on the GPU; the CPU is always
+// deterministic.
+#pragma once
+
+#include "common.h"
+
+#define STN_DECLARE_OPS                                                                           \
+  template <typename T>                                                                           \
+  void affine_grid(const T* theta, index_t theta_stride, index_t batch, index_t height,           \
+                   index_t width, bool align_corners, T* grid);                                   \
+  template <typename T>                                                                           \
+  void affine_grid_backward(const T* grad_grid, index_t batch, index_t height, index_t width,      \
+                            bool align_corners, index_t thetas, T* grad_theta);                   \
+  template <typename T>                                                                           \
+  void grid_sample_forward(const T* input, const T* grid, const SamplerShape& shape,              \
+                           const SamplerOptions& options, T* output);                             \
+  template <typename T>                                                                           \
+  void grid_sample_backward(const T* grad_output, const T* input, const T* grid,                  \
+                            const SamplerShape& shape, const SamplerOptions& options,             \
+                            bool deterministic, T* grad_input, T* grad_grid);                     \
+  template <typename T>                                                                           \
+  void spatial_transform_forward(const T* input, const T* theta, index_t theta_stride,            \
+                                 const SamplerShape& shape, const SamplerOptions& options,        \
+                                 T* output);                                                      \
+  template <typename T>                                                                           \
+  void spatial_transform_backward(const T* grad_output, const T* input, const T* theta,           \
+                                  index_t theta_stride, const SamplerShape& shape,                \
+                                  const SamplerOptions& options, bool deterministic,              \
+                                  T* grad_input, T* grad_theta);
+
+namespace stn {
+namespace cpu {
+STN_DECLARE_OPS
+void set_num_threads(int threads);
+int get_num_threads();
+}  // namespace cpu
+namespace emulated {
+STN_DECLARE_OPS
+}  // namespace emulated
+namespace cuda {
+STN_DECLARE_OPS
+int device_count();  // 0 when there is no driver or no GPU
+}  // namespace cuda
+}  // namespace stn

@@ -1,0 +1,176 @@
+// The launch sequence of every device operation, written once over an executor:
+//   Exec::launch(count, body)      runs body(i) for i in [0, count) (a CUDA kernel, or a loop)
+//   Exec::buffer<U>(count)         scratch memory on the device, freed at scope exit
+//   Exec::zero(ptr, count)         fills with zeros
+//   Exec::sort_by_destination(...) stable sort of (destination, slot) pairs by destination
+//   Exec::AtomicAdd                atomic accumulation functor
+//   exec.scatter_grad_input(...)   grad_input: device executors forward to scatter_grad_input
+//                                  below; the CPU executor owns row bands instead (cpu/)
+// csrc/cuda/ops.cu instantiates it with the CUDA executor; csrc/cpu/emulate_device.cpp with a
+// host executor, so the tests run this very sequence and these very bodies without a GPU.
+// All pointers are device pointers to contiguous arrays.
+#pragma once
+
+#include "dispatch.h"
+#include "kernel_bodies.h"
+
+namespace stn {
+namespace device_ops {
+
+template <typename Exec, typename T>
+void affine_grid(Exec& exec, const T* theta, index_t theta_stride, index_t batch, index_t height,
+                 index_t width, bool align_corners, T* grid) {
+  const AffineCoords<T> coords{theta, theta_stride, height, width, align_corners};
+  exec.launch(batch * height * width, AffineGridPixel<T>{coords, grid});
+}
+
+// thetas = batch, or 1 when theta is shared (then every image sums into it).
+template <typename Exec, typename T>
+void affine_grid_backward(Exec& exec, const T* grad_grid, index_t batch, index_t height,
+                          index_t width, bool align_corners, index_t thetas, T* grad_theta) {
+  auto partials = exec.template buffer<double>(batch * height * 6);
+  exec.launch(batch * height, AffineGridGradRow<T>{grad_grid, height, width, align_corners, partials.data()});
+  exec.launch(thetas, ReduceThetaRows<T>{partials.data(), batch * height / thetas, grad_theta});
+}
+
+template <typename Exec, typename T, typename Coords>
+void sample_forward(Exec& exec, const Coords& coords, const T* input, const SamplerShape& shape,
+                    const SamplerOptions& options, T* output) {
+  dispatch_interp(options.mode, [&](auto mode) {
+    exec.launch(shape.out_pixels(),
+                ForwardPixel<T, decltype(mode)::value, Coords>{coords, input, output, shape, options});
+  });
+}
+
+// grad_input (N, C, H, W) from grad_output (N, C, Ho, Wo). deterministic: no atomics, the
+// result is independent of scheduling (sorted contributions, reduced in raster order).
+template <typename Exec, typename T, typename Coords>
+void scatter_grad_input(Exec& exec, const Coords& coords, const T* grad_output,
+                        const SamplerShape& shape, const SamplerOptions& options,
+                        bool deterministic, T* grad_input) {
+  exec.zero(grad_input, shape.batch * shape.channels * shape.in_plane());
+  dispatch_interp(options.mode, [&](auto mode) {
+    constexpr Interp kMode = decltype(mode)::value;
+    if (!deterministic) {
+      using Add = typename Exec::AtomicAdd;
+      exec.launch(shape.out_pixels(), ScatterPixel<T, kMode, Coords, Add>{
+                                          coords, grad_output, grad_input, shape, options, 0,
+                                          shape.in_height, Add{}});
+      return;
+    }
+    const index_t slots = shape.out_pixels() * TapCapacity<kMode>::value;
+    auto destination = exec.template buffer<index_t>(slots);
+    auto slot = exec.template buffer<index_t>(slots);
+    auto weight = exec.template buffer<T>(slots);
+    exec.launch(shape.out_pixels(), CollectContributions<T, kMode, Coords>{
+                                        coords, shape, options, destination.data(), slot.data(),
+                                        weight.data()});
+    exec.sort_by_destination(destination.data(), slot.data(), slots);
+    exec.launch(slots, ReduceContributions<T, kMode>{destination.data(), slot.data(), weight.data(),
+                                                     grad_output, grad_input, shape, slots});
+  });
+}
+
+// Grid path backward. grad_input may be null (Caffe's to_compute_dU: false).
+template <typename Exec, typename T>
+void grid_sample_backward(Exec& exec, const T* grad_output, const T* input, const T* grid,
+                          const SamplerShape& shape, const SamplerOptions& options,
+                          bool deterministic, T* grad_input, T* grad_grid) {
+  const GridCoords<T> coords{grid, shape.out_height, shape.out_width};
+  dispatch_interp(options.mode, [&](auto mode) {
+    exec.launch(shape.out_pixels(), GridGradPixel<T, decltype(mode)::value>{
+                                        coords, grad_output, input, grad_grid, shape, options});
+  });
+  if (grad_input != nullptr)
+    exec.scatter_grad_input(coords, grad_output, shape, options, deterministic, grad_input);
+}
+
+// Fused backward: grad_theta (thetas, 2, 3) with thetas = N, or 1 when theta_stride == 0.
+template <typename Exec, typename T>
+void spatial_transform_backward(Exec& exec, const T* grad_output, const T* input, const T* theta,
+                                index_t theta_stride, const SamplerShape& shape,
+                                const SamplerOptions& options, bool deterministic, T* grad_input,
+                                T* grad_theta) {
+  const AffineCoords<T> coords{theta, theta_stride, shape.out_height, shape.out_width,
+                               options.align_corners};
+  const index_t rows = shape.batch * shape.out_height;
+  const index_t thetas = theta_stride == 0 ? 1 : shape.batch;
+  auto partials = exec.template buffer<double>(rows * 6);
+  dispatch_interp(options.mode, [&](auto mode) {
+    exec.launch(rows, ThetaGradRow<T, decltype(mode)::value>{coords, grad_output, input,
+                                                              partials.data(), shape, options});
+  });
+  exec.launch(thetas, ReduceThetaRows<T>{partials.data(), rows / thetas, grad_theta});
+  if (grad_input != nullptr)
+    exec.scatter_grad_input(coords, grad_output, shape, options, deterministic, grad_input);
+}
+
+template <typename Exec, typename T>
+void grid_sample_forward(Exec& exec, const T* input, const T* grid, const SamplerShape& shape,
+                         const SamplerOptions& options, T* output) {
+  sample_forward(exec, GridCoords<T>{grid, shape.out_height, shape.out_width}, input, shape, options,
+                 output);
+}
+
+template <typename Exec, typename T>
+void spatial_transform_forward(Exec& exec, const T* input, const T* theta, index_t theta_stride,
+                               const SamplerShape& shape, const SamplerOptions& options, T* output) {
+  const AffineCoords<T> coords{theta, theta_stride, shape.out_height, shape.out_width,
+                               options.align_corners};
+  sample_forward(exec, coords, input, shape, options, output);
+}
+
+}  // namespace device_ops
+}  // namespace stn
+
+// Defines the entry points declared in api.h for one backend namespace, on executor Exec,
+// for float and double.
+#define STN_DEFINE_OPS_FOR(Exec, T)                                                               \
+  template <>                                                                                     \
+  void affine_grid<T>(const T* theta, index_t theta_stride, index_t batch, index_t height,         \
+                      index_t width, bool align_corners, T* grid) {                               \
+    Exec exec;                                                                                    \
+    device_ops::affine_grid(exec, theta, theta_stride, batch, height, width, align_corners, grid); \
+  }                                                                                               \
+  template <>                                                                                     \
+  void affine_grid_backward<T>(const T* grad_grid, index_t batch, index_t height, index_t width,  \
+                               bool align_corners, index_t thetas, T* grad_theta) {               \
+    Exec exec;                                                                                    \
+    device_ops::affine_grid_backward(exec, grad_grid, batch, height, width, align_corners, thetas, \
+                                     grad_theta);                                                 \
+  }                                                                                               \
+  template <>                                                                                     \
+  void grid_sample_forward<T>(const T* input, const T* grid, const SamplerShape& shape,           \
+                              const SamplerOptions& options, T* output) {                         \
+    Exec exec;                                                                                    \
+    device_ops::grid_sample_forward(exec, input, grid, shape, options, output);                   \
+  }                                                                                               \
+  template <>                                                                                     \
+  void grid_sample_backward<T>(const T* grad_output, const T* input, const T* grid,               \
+                               const SamplerShape& shape, const SamplerOptions& options,          \
+                               bool deterministic, T* grad_input, T* grad_grid) {                 \
+    Exec exec;                                                                                    \
+    device_ops::grid_sample_backward(exec, grad_output, input, grid, shape, options,              \
+                                     deterministic, grad_input, grad_grid);                       \
+  }                                                                                               \
+  template <>                                                                                     \
+  void spatial_transform_forward<T>(const T* input, const T* theta, index_t theta_stride,         \
+                                    const SamplerShape& shape, const SamplerOptions& options,     \
+                                    T* output) {                                                  \
+    Exec exec;                                                                                    \
+    device_ops::spatial_transform_forward(exec, input, theta, theta_stride, shape, options,       \
+                                          output);                                                \
+  }                                                                                               \
+  template <>                                                                                     \
+  void spatial_transform_backward<T>(const T* grad_output, const T* input, const T* theta,        \
+                                     index_t theta_stride, const SamplerShape& shape,             \
+                                     const SamplerOptions& options, bool deterministic,           \
+                                     T* grad_input, T* grad_theta) {                              \
+    Exec exec;                                                                                    \
+    device_ops::spatial_transform_backward(exec, grad_output, input, theta, theta_stride, shape,  \
+                                           options, deterministic, grad_input, grad_theta);       \
+  }
+
+#define STN_DEFINE_OPS(Exec)        \
+  STN_DEFINE_OPS_FOR(Exec, float)   \
+  STN_DEFINE_OPS_FOR(Exec, double)

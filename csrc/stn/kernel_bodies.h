@@ -1,0 +1,239 @@
+// One thread's work in each kernel, as a functor over a flat thread index.
+//
+// The CUDA kernels (csrc/cuda) call these from a grid-stride loop; the CPU path (csrc/cpu)
+// calls them from OpenMP loops; the emulated launch (csrc/cpu/emulate_device.cpp) calls
+// them from a plain loop over the kernel's index space so tests can run the device code here.
+// Index spaces: "pixel" = n * Ho * Wo + ho * Wo + wo, "row" = n * Ho + ho.
+#pragma once
+
+#include "point_ops.h"
+
+namespace stn {
+
+// Splits a pixel index into (n, ho, wo).
+STN_HD void split_pixel(index_t pixel, index_t out_height, index_t out_width, index_t* n,
+                        index_t* ho, index_t* wo) {
+  *wo = pixel % out_width;
+  const index_t row = pixel / out_width;
+  *ho = row % out_height;
+  *n = row / out_height;
+}
+
+// output (N, C, Ho, Wo) from input (N, C, H, W), one output pixel, every channel.
+template <typename T, Interp Mode, typename Coords>
+struct ForwardPixel {
+  Coords coords;
+  const T* input;
+  T* output;
+  SamplerShape shape;
+  SamplerOptions options;
+
+  STN_HD void operator()(index_t pixel) const {
+    index_t n, ho, wo;
+    split_pixel(pixel, shape.out_height, shape.out_width, &n, &ho, &wo);
+    T gx, gy;
+    coords.at(n, ho, wo, &gx, &gy);
+    Taps<T, TapCapacity<Mode>::value> taps;
+    TapCollector<Mode>::run(gx, gy, shape.in_height, shape.in_width, options.padding,
+                            options.align_corners, &taps);
+    gather_point(taps, input + n * shape.channels * shape.in_plane(), shape.channels,
+                 shape.in_plane(), output + n * shape.channels * shape.out_plane() + ho * shape.out_width + wo,
+                 shape.out_plane());
+  }
+};
+
+// Per-pixel taps and the pointers into image n, shared by the backward bodies below.
+template <typename T, Interp Mode, typename Coords>
+STN_HD void pixel_taps(const Coords& coords, const SamplerShape& shape, const SamplerOptions& options,
+                       index_t pixel, index_t* n, index_t* out_offset,
+                       Taps<T, TapCapacity<Mode>::value>* taps) {
+  index_t ho, wo;
+  split_pixel(pixel, shape.out_height, shape.out_width, n, &ho, &wo);
+  T gx, gy;
+  coords.at(*n, ho, wo, &gx, &gy);
+  TapCollector<Mode>::run(gx, gy, shape.in_height, shape.in_width, options.padding,
+                          options.align_corners, taps);
+  *out_offset = *n * shape.channels * shape.out_plane() + ho * shape.out_width + wo;
+}
+
+// grad_grid (N, Ho, Wo, 2) for one pixel of the grid path.
+template <typename T, Interp Mode>
+struct GridGradPixel {
+  GridCoords<T> coords;
+  const T* grad_output;  // (N, C, Ho, Wo)
+  const T* input;        // (N, C, H, W)
+  T* grad_grid;          // (N, Ho, Wo, 2)
+  SamplerShape shape;
+  SamplerOptions options;
+
+  STN_HD void operator()(index_t pixel) const {
+    index_t n, out_offset;
+    Taps<T, TapCapacity<Mode>::value> taps;
+    pixel_taps<T, Mode>(coords, shape, options, pixel, &n, &out_offset, &taps);
+    grid_grad_point(taps, grad_output + out_offset, shape.out_plane(),
+                    input + n * shape.channels * shape.in_plane(), shape.channels, shape.in_plane(),
+                    &grad_grid[pixel * 2], &grad_grid[pixel * 2 + 1]);
+  }
+};
+
+// grad_input (N, C, H, W) += one pixel's contributions, restricted to input rows
+// [row_begin, row_end). Add is the device's accumulation: atomicAdd on the GPU.
+template <typename T, Interp Mode, typename Coords, typename Add>
+struct ScatterPixel {
+  Coords coords;
+  const T* grad_output;  // (N, C, Ho, Wo)
+  T* grad_input;         // (N, C, H, W), zeroed beforehand
+  SamplerShape shape;
+  SamplerOptions options;
+  index_t row_begin, row_end;
+  Add add;
+
+  STN_HD void operator()(index_t pixel) const {
+    index_t n, out_offset;
+    Taps<T, TapCapacity<Mode>::value> taps;
+    pixel_taps<T, Mode>(coords, shape, options, pixel, &n, &out_offset, &taps);
+    scatter_point(taps, grad_output + out_offset, shape.out_plane(), shape.channels,
+                  grad_input + n * shape.channels * shape.in_plane(), shape.in_plane(), row_begin,
+                  row_end, add);
+  }
+};
+
+// Fused backward: d loss / d theta summed over one output row, in double, without a
+// per-pixel grid-gradient array. row_partials is (N * Ho, 6).
+template <typename T, Interp Mode>
+struct ThetaGradRow {
+  AffineCoords<T> coords;
+  const T* grad_output;  // (N, C, Ho, Wo)
+  const T* input;        // (N, C, H, W)
+  double* row_partials;
+  SamplerShape shape;
+  SamplerOptions options;
+
+  STN_HD void operator()(index_t row) const {
+    double partial[6] = {0, 0, 0, 0, 0, 0};
+    const index_t ho = row % shape.out_height;
+    const T y_base = base_coordinate<T>(ho, shape.out_height, options.align_corners);
+    for (index_t wo = 0; wo < shape.out_width; ++wo) {
+      index_t n, out_offset;
+      Taps<T, TapCapacity<Mode>::value> taps;
+      pixel_taps<T, Mode>(coords, shape, options, row * shape.out_width + wo, &n, &out_offset, &taps);
+      T grad_x, grad_y;
+      grid_grad_point(taps, grad_output + out_offset, shape.out_plane(),
+                      input + n * shape.channels * shape.in_plane(), shape.channels,
+                      shape.in_plane(), &grad_x, &grad_y);
+      accumulate_theta_grad(partial, grad_x, grad_y,
+                            base_coordinate<T>(wo, shape.out_width, options.align_corners), y_base);
+    }
+    for (int i = 0; i < 6; ++i) row_partials[row * 6 + i] = partial[i];
+  }
+};
+
+// affine_grid: grid (N, H, W, 2) from theta, one pixel.
+template <typename T>
+struct AffineGridPixel {
+  AffineCoords<T> coords;
+  T* grid;
+  STN_HD void operator()(index_t pixel) const {
+    index_t n, h, w;
+    split_pixel(pixel, coords.out_height, coords.out_width, &n, &h, &w);
+    coords.at(n, h, w, &grid[pixel * 2], &grid[pixel * 2 + 1]);
+  }
+};
+
+// affine_grid_backward: d loss / d theta summed over one grid row; row_partials (N * H, 6).
+template <typename T>
+struct AffineGridGradRow {
+  const T* grad_grid;  // (N, H, W, 2)
+  index_t height, width;
+  bool align_corners;
+  double* row_partials;
+
+  STN_HD void operator()(index_t row) const {
+    double partial[6] = {0, 0, 0, 0, 0, 0};
+    const T y_base = base_coordinate<T>(row % height, height, align_corners);
+    const T* g = grad_grid + row * width * 2;
+    for (index_t w = 0; w < width; ++w)
+      accumulate_theta_grad(partial, g[2 * w], g[2 * w + 1],
+                            base_coordinate<T>(w, width, align_corners), y_base);
+    for (int i = 0; i < 6; ++i) row_partials[row * 6 + i] = partial[i];
+  }
+};
+
+// grad_theta from row partials: one thread per theta, summing its rows in order. With a
+// shared theta (one thread), every row of every image adds into it.
+template <typename T>
+struct ReduceThetaRows {
+  const double* row_partials;  // (rows_per_theta * thetas, 6)
+  index_t rows_per_theta;
+  T* grad_theta;               // (thetas, 2, 3)
+
+  STN_HD void operator()(index_t theta) const {
+    double total[6] = {0, 0, 0, 0, 0, 0};
+    const double* p = row_partials + theta * rows_per_theta * 6;
+    for (index_t r = 0; r < rows_per_theta; ++r)
+      for (int i = 0; i < 6; ++i) total[i] += p[r * 6 + i];
+    for (int i = 0; i < 6; ++i) grad_theta[theta * 6 + i] = T(total[i]);
+  }
+};
+
+// Deterministic GPU grad_input, step 1: every (pixel, tap) slot records its destination
+// (n * H * W + offset, or kNoDestination) and weight. Slot = pixel * Capacity + k.
+constexpr index_t kNoDestination = INT64_MAX;
+
+template <typename T, Interp Mode, typename Coords>
+struct CollectContributions {
+  Coords coords;
+  SamplerShape shape;
+  SamplerOptions options;
+  index_t* destination;  // (pixels * Capacity)
+  index_t* slot;         // (pixels * Capacity), the identity; sorted alongside destination
+  T* weight;             // (pixels * Capacity)
+
+  STN_HD void operator()(index_t pixel) const {
+    constexpr int kCapacity = TapCapacity<Mode>::value;
+    index_t n, out_offset;
+    Taps<T, kCapacity> taps;
+    pixel_taps<T, Mode>(coords, shape, options, pixel, &n, &out_offset, &taps);
+    for (int k = 0; k < kCapacity; ++k) {
+      const index_t s = pixel * kCapacity + k;
+      slot[s] = s;
+      destination[s] = k < taps.count ? n * shape.in_plane() + taps.offset[k] : kNoDestination;
+      weight[s] = k < taps.count ? taps.weight[k] : T(0);
+    }
+  }
+};
+
+// Step 3, after a stable sort of (destination, slot) by destination: the thread at the start
+// of each run of equal destinations sums that run, channel by channel, in slot order — the
+// same order a sequential raster scan adds them in, whatever the thread schedule.
+template <typename T, Interp Mode>
+struct ReduceContributions {
+  const index_t* destination;  // sorted
+  const index_t* slot;         // permuted alongside
+  const T* weight;             // by slot
+  const T* grad_output;        // (N, C, Ho, Wo)
+  T* grad_input;               // (N, C, H, W)
+  SamplerShape shape;
+  index_t count;
+
+  STN_HD void operator()(index_t i) const {
+    const index_t dest = destination[i];
+    if (dest == kNoDestination || (i > 0 && destination[i - 1] == dest)) return;
+    constexpr int kCapacity = TapCapacity<Mode>::value;
+    const index_t n = dest / shape.in_plane(), offset = dest % shape.in_plane();
+    index_t end = i;
+    while (end < count && destination[end] == dest) ++end;
+    for (index_t c = 0; c < shape.channels; ++c) {
+      T sum = 0;
+      for (index_t j = i; j < end; ++j) {
+        const index_t pixel = slot[j] / kCapacity;  // n * Ho * Wo + ho * Wo + wo
+        const index_t in_image = pixel % shape.out_plane();
+        sum += weight[slot[j]] *
+               grad_output[(n * shape.channels + c) * shape.out_plane() + in_image];
+      }
+      grad_input[(n * shape.channels + c) * shape.in_plane() + offset] = sum;
+    }
+  }
+};
+
+}  // namespace stn

@@ -1,0 +1,172 @@
+// Interpolation taps: for one sample point, the input pixels it reads, their weights, and
+// the derivatives of those weights with respect to the point's pixel coordinates.
+//
+// Every mode (bilinear, nearest, bicubic) reduces to such a list, so forward, grad_grid and
+// grad_input are one loop each (point_ops.h), whatever the mode. Only taps inside the image
+// are listed: zeros padding drops the others, border and reflection map them inside first.
+#pragma once
+
+#include "coords.h"
+
+namespace stn {
+
+template <Interp Mode> struct TapCapacity;
+template <> struct TapCapacity<Interp::Bilinear> { static constexpr int value = 4; };
+template <> struct TapCapacity<Interp::Nearest> { static constexpr int value = 1; };
+template <> struct TapCapacity<Interp::Bicubic> { static constexpr int value = 16; };
+
+template <typename T, int Capacity>
+struct Taps {
+  int count;
+  index_t offset[Capacity];  // row * W + col inside one (H, W) plane
+  index_t row[Capacity];     // kept so a CPU thread can tell whether it owns the tap's row
+  T weight[Capacity];
+  T weight_dx[Capacity];     // d weight / d x, x the pixel column coordinate
+  T weight_dy[Capacity];     // d weight / d y
+  T dx_dgrid;                // d x / d grid_x: unnormalize and padding, chained
+  T dy_dgrid;
+
+  STN_HD void add(index_t r, index_t c, index_t width, T w, T w_dx, T w_dy) {
+    offset[count] = r * width + c;
+    row[count] = r;
+    weight[count] = w;
+    weight_dx[count] = w_dx;
+    weight_dy[count] = w_dy;
+    ++count;
+  }
+};
+
+STN_HD bool inside_image(index_t r, index_t c, index_t height, index_t width) {
+  return r >= 0 && r < height && c >= 0 && c < width;
+}
+
+// Bilinear: the four pixels around (x, y), weighted by the area of the opposite rectangle.
+template <typename T>
+STN_HD void bilinear_taps(T grid_x, T grid_y, index_t height, index_t width, Padding padding,
+                          bool align_corners, Taps<T, 4>* taps) {
+  taps->count = 0;
+  const T x = source_index(grid_x, width, padding, align_corners, &taps->dx_dgrid);
+  const T y = source_index(grid_y, height, padding, align_corners, &taps->dy_dgrid);
+  if (!within_tap_range(x, width) || !within_tap_range(y, height)) return;
+  const T x0 = floor_of(x), y0 = floor_of(y);
+  const T tx = x - x0, ty = y - y0;  // fractional position inside the 2x2 cell
+  const index_t c0 = index_t(x0), r0 = index_t(y0);
+  // (row, col, weight, d weight/dx, d weight/dy) for the north-west, north-east,
+  // south-west and south-east corners, in that order.
+  if (inside_image(r0, c0, height, width))
+    taps->add(r0, c0, width, (1 - tx) * (1 - ty), -(1 - ty), -(1 - tx));
+  if (inside_image(r0, c0 + 1, height, width))
+    taps->add(r0, c0 + 1, width, tx * (1 - ty), 1 - ty, -tx);
+  if (inside_image(r0 + 1, c0, height, width))
+    taps->add(r0 + 1, c0, width, (1 - tx) * ty, -ty, 1 - tx);
+  if (inside_image(r0 + 1, c0 + 1, height, width))
+    taps->add(r0 + 1, c0 + 1, width, tx * ty, ty, tx);
+}
+
+// Nearest: the pixel whose centre is closest, ties to even (as nearbyint). Weight 1, so the
+// grid gradient is zero.
+template <typename T>
+STN_HD void nearest_taps(T grid_x, T grid_y, index_t height, index_t width, Padding padding,
+                         bool align_corners, Taps<T, 1>* taps) {
+  taps->count = 0;
+  const T x = source_index(grid_x, width, padding, align_corners, &taps->dx_dgrid);
+  const T y = source_index(grid_y, height, padding, align_corners, &taps->dy_dgrid);
+  if (!within_tap_range(x, width) || !within_tap_range(y, height)) return;
+  const index_t c = index_t(round_half_even(x)), r = index_t(round_half_even(y));
+  if (inside_image(r, c, height, width)) taps->add(r, c, width, T(1), T(0), T(0));
+}
+
+// Keys' cubic convolution kernel with A = -0.75 (as PyTorch and OpenCV), evaluated at the four
+// taps floor(x) - 1 .. floor(x) + 2 for fractional offset t, with d/dt of each coefficient.
+template <typename T>
+STN_HD void cubic_coefficients(T t, T coeff[4], T d_coeff[4]) {
+  const T A = T(-0.75);
+  // near(s) for |s| <= 1, far(s) for 1 < |s| < 2, and their derivatives.
+  auto near = [A](T s) { return ((A + 2) * s - (A + 3)) * s * s + 1; };
+  auto far = [A](T s) { return ((A * s - 5 * A) * s + 8 * A) * s - 4 * A; };
+  auto d_near = [A](T s) { return (3 * (A + 2) * s - 2 * (A + 3)) * s; };
+  auto d_far = [A](T s) { return (3 * A * s - 10 * A) * s + 8 * A; };
+  coeff[0] = far(t + 1);
+  coeff[1] = near(t);
+  coeff[2] = near(1 - t);
+  coeff[3] = far(2 - t);
+  d_coeff[0] = d_far(t + 1);
+  d_coeff[1] = d_near(t);
+  d_coeff[2] = -d_near(1 - t);
+  d_coeff[3] = -d_far(2 - t);
+}
+
+// Bicubic pads each tap, not the sample point (PyTorch's rule): a tap outside the image is
+// dropped (zeros) or mapped inside by border / reflection padding of its integer position.
+template <typename T>
+STN_HD bool pad_tap(index_t* index, index_t size, Padding padding, bool align_corners) {
+  if (padding == Padding::Zeros) return *index >= 0 && *index < size;
+  T unused;
+  const T padded = pad_coordinate(T(*index), size, padding, align_corners, &unused);
+  *index = index_t(padded);
+  return true;
+}
+
+// Beyond this many pixels a coordinate is clamped before tap indices are formed (border and
+// reflection only: zeros padding drops such points). It keeps floor() inside int64.
+constexpr double kBicubicCoordinateLimit = 1099511627776.0;  // 2^40
+
+template <typename T>
+STN_HD void bicubic_taps(T grid_x, T grid_y, index_t height, index_t width, Padding padding,
+                         bool align_corners, Taps<T, 16>* taps) {
+  taps->count = 0;
+  T x = unnormalize(grid_x, width, align_corners, &taps->dx_dgrid);
+  T y = unnormalize(grid_y, height, align_corners, &taps->dy_dgrid);
+  if (x != x || y != y) return;  // NaN: no tap
+  if (padding == Padding::Zeros) {
+    if (!within_tap_range(x, width) || !within_tap_range(y, height)) return;
+  } else {
+    const T limit = T(kBicubicCoordinateLimit);
+    if (is_infinite(x) || is_infinite(y)) {  // an infinite point sits at the edge it points at
+      T unused;
+      if (is_infinite(x)) x = clip_to_image(x, width, &unused), taps->dx_dgrid = 0;
+      if (is_infinite(y)) y = clip_to_image(y, height, &unused), taps->dy_dgrid = 0;
+    }
+    if (x > limit || x < -limit) x = x > 0 ? limit : -limit, taps->dx_dgrid = 0;
+    if (y > limit || y < -limit) y = y > 0 ? limit : -limit, taps->dy_dgrid = 0;
+  }
+  const T x0 = floor_of(x), y0 = floor_of(y);
+  T cx[4], dcx[4], cy[4], dcy[4];
+  cubic_coefficients(x - x0, cx, dcx);
+  cubic_coefficients(y - y0, cy, dcy);
+  for (int i = 0; i < 4; ++i) {
+    index_t r = index_t(y0) - 1 + i;
+    if (!pad_tap<T>(&r, height, padding, align_corners)) continue;
+    for (int j = 0; j < 4; ++j) {
+      index_t c = index_t(x0) - 1 + j;
+      if (!pad_tap<T>(&c, width, padding, align_corners)) continue;
+      taps->add(r, c, width, cy[i] * cx[j], cy[i] * dcx[j], dcy[i] * cx[j]);
+    }
+  }
+}
+
+template <Interp Mode>
+struct TapCollector;
+template <>
+struct TapCollector<Interp::Bilinear> {
+  template <typename T>
+  STN_HD static void run(T gx, T gy, index_t h, index_t w, Padding p, bool a, Taps<T, 4>* t) {
+    bilinear_taps(gx, gy, h, w, p, a, t);
+  }
+};
+template <>
+struct TapCollector<Interp::Nearest> {
+  template <typename T>
+  STN_HD static void run(T gx, T gy, index_t h, index_t w, Padding p, bool a, Taps<T, 1>* t) {
+    nearest_taps(gx, gy, h, w, p, a, t);
+  }
+};
+template <>
+struct TapCollector<Interp::Bicubic> {
+  template <typename T>
+  STN_HD static void run(T gx, T gy, index_t h, index_t w, Padding p, bool a, Taps<T, 16>* t) {
+    bicubic_taps(gx, gy, h, w, p, a, t);
+  }
+};
+
+}  // namespace stn

@@ -1,0 +1,36 @@
+"""stn: Spatial Transformer Networks with hand-written C++ and CUDA kernels.
+
+    import numpy as np, stn
+    theta = np.array([[0.5, 0.0, 0.2], [0.0, 0.5, -0.1]], np.float32)   # zoom x2, shift
+    out = stn.spatial_transform(images, theta)                          # images (N, C, H, W)
+
+See functional.py for the coordinate conventions (those of PyTorch's grid_sample).
+"""
+
+from .functional import (
+    affine_grid,
+    affine_grid_backward,
+    build_info,
+    cuda_available,
+    get_num_threads,
+    grid_sample,
+    grid_sample_backward,
+    set_num_threads,
+    spatial_transform,
+    spatial_transform_backward,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "affine_grid",
+    "affine_grid_backward",
+    "build_info",
+    "cuda_available",
+    "get_num_threads",
+    "grid_sample",
+    "grid_sample_backward",
+    "set_num_threads",
+    "spatial_transform",
+    "spatial_transform_backward",
+]

@@ -1,0 +1,152 @@
+"""GPU dispatch: arrays exposing __cuda_array_interface__ (CuPy, Numba, PyTorch CUDA tensors)
+or a CUDA __dlpack__ run the CUDA kernels; results come back as arrays of the input's kind.
+
+The kernels take raw device pointers (stn._core.cuda_*); this module checks that a GPU and
+CuPy exist, makes arrays contiguous, allocates outputs with CuPy and passes the pointers.
+Shape and dtype validation is the same as on the CPU (functional.py calls _validate first).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from . import _core
+
+_DLPACK_CUDA_DEVICES = (2, 3, 13)  # kDLCUDA, kDLCUDAHost, kDLCUDAManaged
+
+
+def is_cuda_array(value) -> bool:
+    if hasattr(value, "__cuda_array_interface__"):
+        return True
+    device = getattr(value, "__dlpack_device__", None)
+    if device is None:
+        return False
+    try:
+        return device()[0] in _DLPACK_CUDA_DEVICES
+    except Exception:  # a __dlpack_device__ that fails is not a CUDA array
+        return False
+
+
+def any_on_gpu(function: str, **arrays) -> bool:
+    flags = {name: is_cuda_array(a) for name, a in arrays.items()}
+    if any(flags.values()) and not all(flags.values()):
+        where = ", ".join(f"{n} on {'CUDA' if f else 'host'}" for n, f in flags.items())
+        raise ValueError(f"stn.{function}: arrays must all be on the host or all on CUDA; got {where}")
+    return any(flags.values())
+
+
+def _require_gpu(function: str):
+    if not _core.cuda_compiled:
+        raise RuntimeError(
+            f"stn.{function}: got a CUDA array, but this build of stn has no CUDA kernels "
+            "(no CUDA compiler was found when it was built)")
+    if _core.cuda_device_count() == 0:
+        raise RuntimeError(f"stn.{function}: got a CUDA array, but no CUDA GPU is available")
+    try:
+        import cupy
+    except ImportError:
+        raise RuntimeError(f"stn.{function}: CUDA arrays need CuPy (pip install cupy)") from None
+    return cupy
+
+
+def device_arrays(function: str, **arrays):
+    cupy = _require_gpu(function)
+    converted = []
+    for name, value in arrays.items():
+        array = cupy.asarray(value) if hasattr(value, "__cuda_array_interface__") else cupy.from_dlpack(value)
+        if array.dtype not in (cupy.float32, cupy.float64):
+            raise TypeError(f"stn.{function}: {name} must be float32 or float64, got dtype {array.dtype}")
+        converted.append(array)
+    if len({a.dtype for a in converted}) > 1:
+        listing = ", ".join(f"{n} {a.dtype}" for n, a in zip(arrays, converted))
+        raise TypeError(f"stn.{function}: all arrays must have the same dtype, got {listing}")
+    _remember_kind(next(iter(arrays.values())))
+    return [cupy.ascontiguousarray(a) for a in converted]
+
+
+_result_kind = {"module": None}
+
+
+def _remember_kind(original) -> None:
+    """Results go back as the caller's array type when that type can read DLPack."""
+    root = type(original).__module__.split(".")[0]
+    _result_kind["module"] = None if root == "cupy" else sys.modules.get(root)
+
+
+def _as_caller_kind(result):
+    module = _result_kind["module"]
+    if result is None or module is None or not hasattr(module, "from_dlpack"):
+        return result
+    return module.from_dlpack(result)
+
+
+def _empty(like, shape):
+    import cupy
+    return cupy.empty(shape, dtype=like.dtype)
+
+
+def _ptr(array) -> int:
+    return 0 if array is None else int(array.data.ptr)
+
+
+def _theta_stride(theta) -> int:
+    return 0 if theta.ndim == 2 else 6
+
+
+def affine_grid(theta, batch, height, width, align_corners):
+    grid = _empty(theta, (batch, height, width, 2))
+    _core.cuda_affine_grid(theta.dtype.name, _ptr(theta), _theta_stride(theta), batch, height,
+                           width, align_corners, _ptr(grid))
+    return _as_caller_kind(grid)
+
+
+def affine_grid_backward(grad_grid, align_corners):
+    batch, height, width, _ = grad_grid.shape
+    grad_theta = _empty(grad_grid, (batch, 2, 3))
+    _core.cuda_affine_grid_backward(grad_grid.dtype.name, _ptr(grad_grid), batch, height, width,
+                                    align_corners, batch, _ptr(grad_theta))
+    return _as_caller_kind(grad_theta)
+
+
+def _shape6(input, out_height, out_width):
+    n, c, h, w = (int(s) for s in input.shape)
+    return (n, c, h, w, int(out_height), int(out_width))
+
+
+def grid_sample(input, grid, mode, padding, align_corners):
+    shape = _shape6(input, grid.shape[1], grid.shape[2])
+    output = _empty(input, (shape[0], shape[1], shape[4], shape[5]))
+    _core.cuda_grid_sample(input.dtype.name, _ptr(input), _ptr(grid), shape, mode, padding,
+                           align_corners, _ptr(output))
+    return _as_caller_kind(output)
+
+
+def grid_sample_backward(grad_output, input, grid, mode, padding, align_corners, input_grad,
+                         deterministic):
+    shape = _shape6(input, grid.shape[1], grid.shape[2])
+    grad_input = _empty(input, input.shape) if input_grad else None
+    grad_grid = _empty(grid, grid.shape)
+    _core.cuda_grid_sample_backward(input.dtype.name, _ptr(grad_output), _ptr(input), _ptr(grid),
+                                    shape, mode, padding, align_corners, deterministic,
+                                    _ptr(grad_input), _ptr(grad_grid))
+    return _as_caller_kind(grad_input), _as_caller_kind(grad_grid)
+
+
+def spatial_transform(input, theta, out_height, out_width, mode, padding, align_corners):
+    shape = _shape6(input, out_height, out_width)
+    output = _empty(input, (shape[0], shape[1], shape[4], shape[5]))
+    _core.cuda_spatial_transform(input.dtype.name, _ptr(input), _ptr(theta), _theta_stride(theta),
+                                 shape, mode, padding, align_corners, _ptr(output))
+    return _as_caller_kind(output)
+
+
+def spatial_transform_backward(grad_output, input, theta, mode, padding, align_corners,
+                               input_grad, deterministic):
+    shape = _shape6(input, grad_output.shape[2], grad_output.shape[3])
+    grad_input = _empty(input, input.shape) if input_grad else None
+    grad_theta = _empty(theta, theta.shape)
+    _core.cuda_spatial_transform_backward(input.dtype.name, _ptr(grad_output), _ptr(input),
+                                          _ptr(theta), _theta_stride(theta), shape, mode, padding,
+                                          align_corners, deterministic, _ptr(grad_input),
+                                          _ptr(grad_theta))
+    return _as_caller_kind(grad_input), _as_caller_kind(grad_theta)

@@ -1,0 +1,138 @@
+"""Argument checks shared by every public entry point, forward and backward.
+
+Validation happens here, once, before any kernel runs; past this module the kernels trust
+their inputs. Every message names the function, the argument and the shapes involved, and
+states the rule that was broken. Shape errors raise ValueError, dtype errors TypeError.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+MODES = {"bilinear": 0, "nearest": 1, "bicubic": 2}
+PADDINGS = {"zeros": 0, "border": 1, "reflection": 2}
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def shape_text(array) -> str:
+    return str(tuple(int(s) for s in array.shape))
+
+
+def float_array(function: str, name: str, value):
+    """Returns `value` as a numpy array of float32 or float64, else raises TypeError."""
+    array = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if array.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"stn.{function}: {name} must be float32 or float64, got dtype {array.dtype}"
+        )
+    return array
+
+
+def same_dtype(function: str, **arrays) -> np.dtype:
+    """All arrays must share one dtype: the kernels never mix precisions."""
+    dtypes = {name: a.dtype for name, a in arrays.items()}
+    if len(set(dtypes.values())) > 1:
+        listing = ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items())
+        raise TypeError(f"stn.{function}: all arrays must have the same dtype, got {listing}")
+    return next(iter(dtypes.values()))
+
+
+def ndim(function: str, name: str, array, expected: int, layout: str) -> None:
+    if array.ndim != expected:
+        raise ValueError(
+            f"stn.{function}: {name} must be {expected}-D {layout}, got shape {shape_text(array)}"
+        )
+
+
+def not_empty(function: str, name: str, array) -> None:
+    if array.size == 0:
+        raise ValueError(
+            f"stn.{function}: {name} must not be empty (every size must be positive), "
+            f"got shape {shape_text(array)}"
+        )
+
+
+def mode_code(function: str, mode) -> int:
+    if mode not in MODES:
+        raise ValueError(
+            f"stn.{function}: mode must be one of {sorted(MODES)}, got {mode!r}"
+        )
+    return MODES[mode]
+
+
+def padding_code(function: str, padding_mode) -> int:
+    if padding_mode not in PADDINGS:
+        raise ValueError(
+            f"stn.{function}: padding_mode must be one of {sorted(PADDINGS)}, got {padding_mode!r}"
+        )
+    return PADDINGS[padding_mode]
+
+
+def flag(function: str, name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"stn.{function}: {name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def positive_ints(function: str, name: str, value, count: int, meaning: str) -> tuple:
+    """A tuple of `count` positive integers, e.g. size=(N, C, H, W) or out_size=(Ho, Wo)."""
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise TypeError(
+            f"stn.{function}: {name} must be a sequence of {count} ints {meaning}, got {value!r}"
+        ) from None
+    if len(items) != count or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in items
+    ):
+        raise ValueError(
+            f"stn.{function}: {name} must be {count} ints {meaning}, got {value!r}"
+        )
+    if any(v <= 0 for v in items):
+        raise ValueError(
+            f"stn.{function}: every entry of {name} {meaning} must be positive, got {items}"
+        )
+    return tuple(int(v) for v in items)
+
+
+def theta_batch(function: str, theta, batch: int | None) -> None:
+    """theta is (N, 2, 3), or (2, 3) shared by the whole batch."""
+    shared = theta.ndim == 2 and theta.shape == (2, 3)
+    batched = theta.ndim == 3 and theta.shape[1:] == (2, 3)
+    if not (shared or batched):
+        raise ValueError(
+            f"stn.{function}: theta must be (N, 2, 3) or (2, 3), got shape {shape_text(theta)}"
+        )
+    if batched and batch is not None and theta.shape[0] != batch:
+        raise ValueError(
+            f"stn.{function}: theta batch {theta.shape[0]} must equal the input batch {batch}; "
+            f"got theta {shape_text(theta)}"
+        )
+    if batched and theta.shape[0] == 0:
+        raise ValueError(f"stn.{function}: theta must not be empty, got shape {shape_text(theta)}")
+
+
+def grid_matches_input(function: str, input, grid) -> None:
+    ndim(function, "input", input, 4, "(N, C, H, W)")
+    ndim(function, "grid", grid, 4, "(N, Ho, Wo, 2)")
+    if grid.shape[3] != 2:
+        raise ValueError(
+            f"stn.{function}: grid's last dimension must be 2 (x, y), got grid {shape_text(grid)}"
+        )
+    if grid.shape[0] != input.shape[0]:
+        raise ValueError(
+            f"stn.{function}: grid batch must equal input batch; got input {shape_text(input)} "
+            f"and grid {shape_text(grid)}"
+        )
+    not_empty(function, "input", input)
+    not_empty(function, "grid", grid)
+
+
+def grad_output_matches(function: str, grad_output, expected: tuple) -> None:
+    if tuple(grad_output.shape) != tuple(expected):
+        raise ValueError(
+            f"stn.{function}: grad_output must have the forward output's shape {tuple(expected)}, "
+            f"got {shape_text(grad_output)}"
+        )
