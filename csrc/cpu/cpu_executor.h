@@ -15,12 +15,16 @@
 namespace stn {
 namespace cpu {
 
+// Below this many work items a loop runs on the calling thread: waking the OpenMP team
+// costs more than a few pixels' work. (Results do not depend on it.)
+constexpr index_t kMinItemsToSplit = 64;
+
 // Runs fn(i) for i in [0, count) on get_num_threads() threads, in contiguous static chunks.
 template <typename Fn>
-void parallel_for(index_t count, const Fn& fn) {
+void parallel_for(index_t count, const Fn& fn, index_t min_items_to_split = kMinItemsToSplit) {
   const int threads = get_num_threads();
 #if defined(_OPENMP)
-  if (threads > 1 && count > 1) {
+  if (threads > 1 && count > 1 && count >= min_items_to_split) {
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (index_t i = 0; i < count; ++i) fn(i);
     return;
@@ -64,6 +68,7 @@ struct CpuExecutor {
     const index_t band_rows = (shape.in_height + bands - 1) / bands;
     dispatch_interp(options.mode, [&](auto mode) {
       using Body = ScatterPixel<T, decltype(mode)::value, Coords, PlainAdd>;
+      // Each item walks a whole image, so split whenever there is more than one.
       parallel_for(shape.batch * bands, [&](index_t item) {
         const index_t n = item / bands;
         const index_t row_begin = (item % bands) * band_rows;
@@ -77,7 +82,7 @@ struct CpuExecutor {
         const Body body{coords, grad_output, grad_input, shape, options, row_begin, row_end, PlainAdd{}};
         const index_t first = n * shape.out_plane();
         for (index_t pixel = first; pixel < first + shape.out_plane(); ++pixel) body(pixel);
-      });
+      }, /*min_items_to_split=*/2);
     });
   }
 };

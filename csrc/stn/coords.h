@@ -56,7 +56,7 @@ STN_HD T reflect_into(T x, T low, T high, T* d_reflect) {
   const T span = high - low;
   if (span <= T(0)) {  // a single pixel with align_corners: every point is that pixel
     *d_reflect = 0;
-    return low;
+    return x == x ? low : x;  // but NaN stays NaN, and so reads 0
   }
   T sign = 1;
   T distance = x - low;
@@ -94,9 +94,22 @@ STN_HD T pad_coordinate(T x, index_t size, Padding padding, bool align_corners, 
   return x;
 }
 
+// Border and reflection padding read +-Inf at the edge it points at. Deciding this on the
+// normalized value, before unnormalize, keeps it right on a single-pixel axis too, where
+// unnormalize multiplies by 0 and Inf * 0 would be NaN.
+template <typename T>
+STN_HD bool infinite_to_edge(T g, index_t size, Padding padding, T* pixel, T* d_pixel) {
+  if (padding == Padding::Zeros || !is_infinite(g)) return false;
+  *pixel = g > T(0) ? T(size - 1) : T(0);
+  *d_pixel = 0;
+  return true;
+}
+
 // Normalized grid coordinate -> padded pixel coordinate, with d(pixel)/d(g).
 template <typename T>
 STN_HD T source_index(T g, index_t size, Padding padding, bool align_corners, T* d_pixel) {
+  T edge;
+  if (infinite_to_edge(g, size, padding, &edge, d_pixel)) return edge;
   T d_unnormalize, d_pad;
   const T x = unnormalize(g, size, align_corners, &d_unnormalize);
   const T padded = pad_coordinate(x, size, padding, align_corners, &d_pad);

@@ -115,18 +115,17 @@ template <typename T>
 STN_HD void bicubic_taps(T grid_x, T grid_y, index_t height, index_t width, Padding padding,
                          bool align_corners, Taps<T, 16>* taps) {
   taps->count = 0;
-  T x = unnormalize(grid_x, width, align_corners, &taps->dx_dgrid);
-  T y = unnormalize(grid_y, height, align_corners, &taps->dy_dgrid);
+  // Bicubic unnormalizes without padding the point; padding applies to each tap below.
+  T x, y;
+  if (!infinite_to_edge(grid_x, width, padding, &x, &taps->dx_dgrid))
+    x = unnormalize(grid_x, width, align_corners, &taps->dx_dgrid);
+  if (!infinite_to_edge(grid_y, height, padding, &y, &taps->dy_dgrid))
+    y = unnormalize(grid_y, height, align_corners, &taps->dy_dgrid);
   if (x != x || y != y) return;  // NaN: no tap
   if (padding == Padding::Zeros) {
     if (!within_tap_range(x, width) || !within_tap_range(y, height)) return;
   } else {
     const T limit = T(kBicubicCoordinateLimit);
-    if (is_infinite(x) || is_infinite(y)) {  // an infinite point sits at the edge it points at
-      T unused;
-      if (is_infinite(x)) x = clip_to_image(x, width, &unused), taps->dx_dgrid = 0;
-      if (is_infinite(y)) y = clip_to_image(y, height, &unused), taps->dy_dgrid = 0;
-    }
     if (x > limit || x < -limit) x = x > 0 ? limit : -limit, taps->dx_dgrid = 0;
     if (y > limit || y < -limit) y = y > 0 ? limit : -limit, taps->dy_dgrid = 0;
   }

@@ -55,7 +55,7 @@ def not_empty(function: str, name: str, array) -> None:
 
 
 def mode_code(function: str, mode) -> int:
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(
             f"stn.{function}: mode must be one of {sorted(MODES)}, got {mode!r}"
         )
@@ -63,7 +63,7 @@ def mode_code(function: str, mode) -> int:
 
 
 def padding_code(function: str, padding_mode) -> int:
-    if padding_mode not in PADDINGS:
+    if not isinstance(padding_mode, str) or padding_mode not in PADDINGS:
         raise ValueError(
             f"stn.{function}: padding_mode must be one of {sorted(PADDINGS)}, got {padding_mode!r}"
         )
@@ -90,28 +90,28 @@ def positive_ints(function: str, name: str, value, count: int, meaning: str) -> 
         raise ValueError(
             f"stn.{function}: {name} must be {count} ints {meaning}, got {value!r}"
         )
+    items = tuple(int(v) for v in items)
     if any(v <= 0 for v in items):
         raise ValueError(
             f"stn.{function}: every entry of {name} {meaning} must be positive, got {items}"
         )
-    return tuple(int(v) for v in items)
+    return items
 
 
-def theta_batch(function: str, theta, batch: int | None) -> None:
-    """theta is (N, 2, 3), or (2, 3) shared by the whole batch."""
+def theta_batch(function: str, theta, batch: int, batch_source: str) -> None:
+    """theta is (N, 2, 3), or (2, 3) shared by the whole batch; N must equal `batch`, which
+    comes from `batch_source` (e.g. "the input batch", "size[0]")."""
     shared = theta.ndim == 2 and theta.shape == (2, 3)
     batched = theta.ndim == 3 and theta.shape[1:] == (2, 3)
     if not (shared or batched):
         raise ValueError(
             f"stn.{function}: theta must be (N, 2, 3) or (2, 3), got shape {shape_text(theta)}"
         )
-    if batched and batch is not None and theta.shape[0] != batch:
+    if batched and theta.shape[0] != batch:
         raise ValueError(
-            f"stn.{function}: theta batch {theta.shape[0]} must equal the input batch {batch}; "
+            f"stn.{function}: theta batch {theta.shape[0]} must equal {batch_source} {batch}; "
             f"got theta {shape_text(theta)}"
         )
-    if batched and theta.shape[0] == 0:
-        raise ValueError(f"stn.{function}: theta must not be empty, got shape {shape_text(theta)}")
 
 
 def grid_matches_input(function: str, input, grid) -> None:

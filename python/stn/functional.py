@@ -9,6 +9,8 @@ Semantics are those of torch.nn.functional.affine_grid and grid_sample on 4-D in
     (x_in, y_in) = theta @ (x_out, y_out, 1).
 A non-finite or huge coordinate counts as outside the image: with zeros padding it
 contributes 0; border and reflection padding clamp +-Inf to the nearest edge (NaN reads 0).
+(On a single-pixel axis with align_corners=True every finite value, 1e30 included, is that
+pixel, as in PyTorch.)
 
 Arrays are float32 or float64 (never mixed); outputs have the input's dtype. CUDA arrays
 (CuPy, or anything with __cuda_array_interface__) run on the GPU and return CuPy arrays.
@@ -53,7 +55,7 @@ def affine_grid(theta, size, align_corners=False):
     batch, _, height, width = check.positive_ints(fn, "size", size, 4, "(N, C, H, W)")
     align_corners = check.flag(fn, "align_corners", align_corners)
     on_gpu, (theta,) = _arrays(fn, theta=theta)
-    check.theta_batch(fn, theta, batch)
+    check.theta_batch(fn, theta, batch, "size[0]")
     if on_gpu:
         return _cuda.affine_grid(theta, batch, height, width, align_corners)
     return _core.affine_grid(theta, batch, height, width, align_corners)
@@ -111,7 +113,7 @@ def grid_sample_backward(grad_output, input, grid, mode="bilinear", padding_mode
 def _fused_shapes(fn, input, theta, out_size):
     check.ndim(fn, "input", input, 4, "(N, C, H, W)")
     check.not_empty(fn, "input", input)
-    check.theta_batch(fn, theta, input.shape[0])
+    check.theta_batch(fn, theta, input.shape[0], "the input batch")
     if out_size is None:
         return int(input.shape[2]), int(input.shape[3])
     return check.positive_ints(fn, "out_size", out_size, 2, "(Ho, Wo)")
@@ -157,10 +159,15 @@ def spatial_transform_backward(grad_output, input, theta, out_size=None, mode="b
         grad_output, input, theta, *options, input_grad, deterministic)
 
 
+MAX_THREADS = 4096  # far beyond any machine; keeps the value inside a C int
+
+
 def set_num_threads(n: int) -> None:
     """Sets the number of CPU threads every kernel uses (results do not depend on it)."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"stn.set_num_threads: n must be an int >= 1, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"stn.set_num_threads: n must be an int, got {n!r}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"stn.set_num_threads: n must be an int in [1, {MAX_THREADS}], got {n!r}")
     _core.set_num_threads(int(n))
 
 

@@ -1,0 +1,38 @@
+"""The `stn` command line: `stn COMMAND [options]`, also `python -m stn COMMAND`.
+
+    stn demo --out stn_demo        # warp a test card, write PNGs (see stn/demo.py)
+
+Each subcommand is a module of this package with add_parser(subparsers), which registers
+its options and sets func=main(args); add one by naming its module in SUBCOMMANDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+
+SUBCOMMANDS = (
+    "demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stn", description="Spatial Transformer Networks: C++/CUDA kernels, numpy API.")
+    parser.add_argument("--version", action="version", version=f"stn {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        importlib.import_module(f".{name}", __package__).add_parser(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
