@@ -50,6 +50,16 @@ struct CpuExecutor {
     parallel_for(count, body);
   }
 
+  // One work item per output row, so the pixel loop needs no index division.
+  template <typename Body>
+  void launch_pixels(index_t batch, index_t out_height, index_t out_width, const Body& body) {
+    const index_t min_rows = (kMinItemsToSplit + out_width - 1) / out_width;
+    parallel_for(batch * out_height, [&](index_t row) {
+      const index_t n = row / out_height, ho = row % out_height;
+      for (index_t wo = 0, pixel = row * out_width; wo < out_width; ++wo, ++pixel) body.at(n, ho, wo, pixel);
+    }, min_rows);
+  }
+
   template <typename U>
   HostBuffer<U> buffer(index_t count) {
     return HostBuffer<U>(count);
@@ -80,8 +90,9 @@ struct CpuExecutor {
                       sizeof(T) * size_t((row_end - row_begin) * shape.in_width));
         }
         const Body body{coords, grad_output, grad_input, shape, options, row_begin, row_end, PlainAdd{}};
-        const index_t first = n * shape.out_plane();
-        for (index_t pixel = first; pixel < first + shape.out_plane(); ++pixel) body(pixel);
+        index_t pixel = n * shape.out_plane();
+        for (index_t ho = 0; ho < shape.out_height; ++ho)
+          for (index_t wo = 0; wo < shape.out_width; ++wo, ++pixel) body.at(n, ho, wo, pixel);
       }, /*min_items_to_split=*/2);
     });
   }

@@ -20,6 +20,11 @@ struct HostEmulator {
     for (index_t i = 0; i < count; ++i) body(i);
   }
 
+  template <typename Body>
+  void launch_pixels(index_t batch, index_t out_height, index_t out_width, const Body& body) {
+    launch(batch * out_height * out_width, FlatPixels<Body>{body, out_height, out_width});
+  }
+
   template <typename U>
   cpu::HostBuffer<U> buffer(index_t count) {
     return cpu::HostBuffer<U>(count);

@@ -64,6 +64,11 @@ struct CudaExecutor {
     check(cudaGetLastError(), "kernel launch");
   }
 
+  template <typename Body>
+  void launch_pixels(index_t batch, index_t out_height, index_t out_width, const Body& body) {
+    launch(batch * out_height * out_width, FlatPixels<Body>{body, out_height, out_width});
+  }
+
   template <typename U>
   DeviceBuffer<U> buffer(index_t count) {
     return DeviceBuffer<U>(count);

@@ -7,8 +7,10 @@
 #include <cstdint>
 #include <math.h>
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__)
 #define STN_HD __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+#define STN_HD __attribute__((always_inline)) inline  // per-pixel helpers: always inline
 #else
 #define STN_HD inline
 #endif
@@ -28,8 +30,6 @@ STN_HD float floor_of(float x) { return floorf(x); }
 STN_HD double floor_of(double x) { return floor(x); }
 STN_HD float fmod_of(float x, float y) { return fmodf(x, y); }
 STN_HD double fmod_of(double x, double y) { return fmod(x, y); }
-STN_HD float round_half_even(float x) { return nearbyintf(x); }
-STN_HD double round_half_even(double x) { return nearbyint(x); }
 
 // True for finite x; false for NaN and +-Inf. (x - x is NaN exactly for those.)
 template <typename T>
@@ -40,6 +40,24 @@ STN_HD bool is_finite(T x) {
 template <typename T>
 STN_HD bool is_infinite(T x) {
   return x == x && !is_finite(x);
+}
+
+// floor(x) as an integer, for finite |x| < 2^62 (callers range-check first). A truncating
+// conversion and a compare: no libm call on CPUs without SSE4.1, same result as floor.
+template <typename T>
+STN_HD index_t floor_to_index(T x) {
+  const index_t truncated = index_t(x);
+  return T(truncated) > x ? truncated - 1 : truncated;
+}
+
+// x rounded to the nearest integer, ties to even (as nearbyint in the default rounding mode,
+// which PyTorch's nearest mode uses). x - floor(x) is exact, so the tie test is too.
+template <typename T>
+STN_HD index_t round_half_even_to_index(T x) {
+  index_t rounded = floor_to_index(x);
+  const T fraction = x - T(rounded);
+  if (fraction > T(0.5) || (fraction == T(0.5) && (rounded & 1) != 0)) ++rounded;
+  return rounded;
 }
 
 }  // namespace stn

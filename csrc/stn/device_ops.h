@@ -1,5 +1,6 @@
 // The launch sequence of every device operation, written once over an executor:
 //   Exec::launch(count, body)      runs body(i) for i in [0, count) (a CUDA kernel, or a loop)
+//   exec.launch_pixels(N, Ho, Wo, body)  runs body.at(n, ho, wo, pixel) for every output pixel
 //   Exec::buffer<U>(count)         scratch memory on the device, freed at scope exit
 //   Exec::zero(ptr, count)         fills with zeros
 //   Exec::sort_by_destination(...) stable sort of (destination, slot) pairs by destination
@@ -21,7 +22,7 @@ template <typename Exec, typename T>
 void affine_grid(Exec& exec, const T* theta, index_t theta_stride, index_t batch, index_t height,
                  index_t width, bool align_corners, T* grid) {
   const AffineCoords<T> coords{theta, theta_stride, height, width, align_corners};
-  exec.launch(batch * height * width, AffineGridPixel<T>{coords, grid});
+  exec.launch_pixels(batch, height, width, AffineGridPixel<T>{coords, grid});
 }
 
 // thetas = batch, or 1 when theta is shared (then every image sums into it).
@@ -37,8 +38,8 @@ template <typename Exec, typename T, typename Coords>
 void sample_forward(Exec& exec, const Coords& coords, const T* input, const SamplerShape& shape,
                     const SamplerOptions& options, T* output) {
   dispatch_interp(options.mode, [&](auto mode) {
-    exec.launch(shape.out_pixels(),
-                ForwardPixel<T, decltype(mode)::value, Coords>{coords, input, output, shape, options});
+    exec.launch_pixels(shape.batch, shape.out_height, shape.out_width,
+                       ForwardPixel<T, decltype(mode)::value, Coords>{coords, input, output, shape, options});
   });
 }
 
@@ -53,7 +54,7 @@ void scatter_grad_input(Exec& exec, const Coords& coords, const T* grad_output,
     constexpr Interp kMode = decltype(mode)::value;
     if (!deterministic) {
       using Add = typename Exec::AtomicAdd;
-      exec.launch(shape.out_pixels(), ScatterPixel<T, kMode, Coords, Add>{
+      exec.launch_pixels(shape.batch, shape.out_height, shape.out_width, ScatterPixel<T, kMode, Coords, Add>{
                                           coords, grad_output, grad_input, shape, options, 0,
                                           shape.in_height, Add{}});
       return;
@@ -62,7 +63,7 @@ void scatter_grad_input(Exec& exec, const Coords& coords, const T* grad_output,
     auto destination = exec.template buffer<index_t>(slots);
     auto slot = exec.template buffer<index_t>(slots);
     auto weight = exec.template buffer<T>(slots);
-    exec.launch(shape.out_pixels(), CollectContributions<T, kMode, Coords>{
+    exec.launch_pixels(shape.batch, shape.out_height, shape.out_width, CollectContributions<T, kMode, Coords>{
                                         coords, shape, options, destination.data(), slot.data(),
                                         weight.data()});
     exec.sort_by_destination(destination.data(), slot.data(), slots);
@@ -78,7 +79,7 @@ void grid_sample_backward(Exec& exec, const T* grad_output, const T* input, cons
                           bool deterministic, T* grad_input, T* grad_grid) {
   const GridCoords<T> coords{grid, shape.out_height, shape.out_width};
   dispatch_interp(options.mode, [&](auto mode) {
-    exec.launch(shape.out_pixels(), GridGradPixel<T, decltype(mode)::value>{
+    exec.launch_pixels(shape.batch, shape.out_height, shape.out_width, GridGradPixel<T, decltype(mode)::value>{
                                         coords, grad_output, input, grad_grid, shape, options});
   });
   if (grad_input != nullptr)

@@ -3,7 +3,8 @@
 // The CUDA kernels (csrc/cuda) call these from a grid-stride loop; the CPU path (csrc/cpu)
 // calls them from OpenMP loops; the emulated launch (csrc/cpu/emulate_device.cpp) calls
 // them from a plain loop over the kernel's index space so tests can run the device code here.
-// Index spaces: "pixel" = n * Ho * Wo + ho * Wo + wo, "row" = n * Ho + ho.
+// Index spaces: "pixel" = n * Ho * Wo + ho * Wo + wo (bodies with `at`, see FlatPixels),
+// "row" = n * Ho + ho, and one index per theta or per contribution slot.
 #pragma once
 
 #include "point_ops.h"
@@ -19,6 +20,31 @@ STN_HD void split_pixel(index_t pixel, index_t out_height, index_t out_width, in
   *n = row / out_height;
 }
 
+// A pixel body has `at(n, ho, wo, pixel)`, pixel being the flat index n * Ho * Wo + ho * Wo + wo.
+// FlatPixels adapts one to a flat thread index (the GPU launch); the CPU walks rows instead
+// and calls `at` directly, with no division per pixel.
+template <typename Body>
+struct FlatPixels {
+  Body body;
+  index_t out_height, out_width;
+  STN_HD void operator()(index_t pixel) const {
+    index_t n, ho, wo;
+    split_pixel(pixel, out_height, out_width, &n, &ho, &wo);
+    body.at(n, ho, wo, pixel);
+  }
+};
+
+// The taps of output pixel (n, ho, wo), and the offset of that pixel in (N, C, Ho, Wo).
+template <typename T, Interp Mode, typename Coords, typename TapList>
+STN_HD void pixel_taps(const Coords& coords, const SamplerShape& shape, const SamplerOptions& options,
+                       index_t n, index_t ho, index_t wo, index_t* out_offset, TapList* taps) {
+  T gx, gy;
+  coords.at(n, ho, wo, &gx, &gy);
+  TapCollector<Mode>::run(gx, gy, shape.in_height, shape.in_width, options.padding,
+                          options.align_corners, taps);
+  *out_offset = n * shape.channels * shape.out_plane() + ho * shape.out_width + wo;
+}
+
 // output (N, C, Ho, Wo) from input (N, C, H, W), one output pixel, every channel.
 template <typename T, Interp Mode, typename Coords>
 struct ForwardPixel {
@@ -28,33 +54,14 @@ struct ForwardPixel {
   SamplerShape shape;
   SamplerOptions options;
 
-  STN_HD void operator()(index_t pixel) const {
-    index_t n, ho, wo;
-    split_pixel(pixel, shape.out_height, shape.out_width, &n, &ho, &wo);
-    T gx, gy;
-    coords.at(n, ho, wo, &gx, &gy);
-    Taps<T, TapCapacity<Mode>::value> taps;
-    TapCollector<Mode>::run(gx, gy, shape.in_height, shape.in_width, options.padding,
-                            options.align_corners, &taps);
+  STN_HD void at(index_t n, index_t ho, index_t wo, index_t /*pixel*/) const {
+    index_t out_offset;
+    TapsFor<T, Mode, false> taps;
+    pixel_taps<T, Mode>(coords, shape, options, n, ho, wo, &out_offset, &taps);
     gather_point(taps, input + n * shape.channels * shape.in_plane(), shape.channels,
-                 shape.in_plane(), output + n * shape.channels * shape.out_plane() + ho * shape.out_width + wo,
-                 shape.out_plane());
+                 shape.in_plane(), output + out_offset, shape.out_plane());
   }
 };
-
-// Per-pixel taps and the pointers into image n, shared by the backward bodies below.
-template <typename T, Interp Mode, typename Coords>
-STN_HD void pixel_taps(const Coords& coords, const SamplerShape& shape, const SamplerOptions& options,
-                       index_t pixel, index_t* n, index_t* out_offset,
-                       Taps<T, TapCapacity<Mode>::value>* taps) {
-  index_t ho, wo;
-  split_pixel(pixel, shape.out_height, shape.out_width, n, &ho, &wo);
-  T gx, gy;
-  coords.at(*n, ho, wo, &gx, &gy);
-  TapCollector<Mode>::run(gx, gy, shape.in_height, shape.in_width, options.padding,
-                          options.align_corners, taps);
-  *out_offset = *n * shape.channels * shape.out_plane() + ho * shape.out_width + wo;
-}
 
 // grad_grid (N, Ho, Wo, 2) for one pixel of the grid path.
 template <typename T, Interp Mode>
@@ -66,10 +73,10 @@ struct GridGradPixel {
   SamplerShape shape;
   SamplerOptions options;
 
-  STN_HD void operator()(index_t pixel) const {
-    index_t n, out_offset;
-    Taps<T, TapCapacity<Mode>::value> taps;
-    pixel_taps<T, Mode>(coords, shape, options, pixel, &n, &out_offset, &taps);
+  STN_HD void at(index_t n, index_t ho, index_t wo, index_t pixel) const {
+    index_t out_offset;
+    TapsFor<T, Mode, true> taps;
+    pixel_taps<T, Mode>(coords, shape, options, n, ho, wo, &out_offset, &taps);
     grid_grad_point(taps, grad_output + out_offset, shape.out_plane(),
                     input + n * shape.channels * shape.in_plane(), shape.channels, shape.in_plane(),
                     &grad_grid[pixel * 2], &grad_grid[pixel * 2 + 1]);
@@ -88,10 +95,10 @@ struct ScatterPixel {
   index_t row_begin, row_end;
   Add add;
 
-  STN_HD void operator()(index_t pixel) const {
-    index_t n, out_offset;
-    Taps<T, TapCapacity<Mode>::value> taps;
-    pixel_taps<T, Mode>(coords, shape, options, pixel, &n, &out_offset, &taps);
+  STN_HD void at(index_t n, index_t ho, index_t wo, index_t /*pixel*/) const {
+    index_t out_offset;
+    TapsFor<T, Mode, false> taps;
+    pixel_taps<T, Mode>(coords, shape, options, n, ho, wo, &out_offset, &taps);
     scatter_point(taps, grad_output + out_offset, shape.out_plane(), shape.channels,
                   grad_input + n * shape.channels * shape.in_plane(), shape.in_plane(), row_begin,
                   row_end, add);
@@ -111,12 +118,12 @@ struct ThetaGradRow {
 
   STN_HD void operator()(index_t row) const {
     double partial[6] = {0, 0, 0, 0, 0, 0};
-    const index_t ho = row % shape.out_height;
+    const index_t n = row / shape.out_height, ho = row % shape.out_height;
     const T y_base = base_coordinate<T>(ho, shape.out_height, options.align_corners);
     for (index_t wo = 0; wo < shape.out_width; ++wo) {
-      index_t n, out_offset;
-      Taps<T, TapCapacity<Mode>::value> taps;
-      pixel_taps<T, Mode>(coords, shape, options, row * shape.out_width + wo, &n, &out_offset, &taps);
+      index_t out_offset;
+      TapsFor<T, Mode, true> taps;
+      pixel_taps<T, Mode>(coords, shape, options, n, ho, wo, &out_offset, &taps);
       T grad_x, grad_y;
       grid_grad_point(taps, grad_output + out_offset, shape.out_plane(),
                       input + n * shape.channels * shape.in_plane(), shape.channels,
@@ -133,9 +140,7 @@ template <typename T>
 struct AffineGridPixel {
   AffineCoords<T> coords;
   T* grid;
-  STN_HD void operator()(index_t pixel) const {
-    index_t n, h, w;
-    split_pixel(pixel, coords.out_height, coords.out_width, &n, &h, &w);
+  STN_HD void at(index_t n, index_t h, index_t w, index_t pixel) const {
     coords.at(n, h, w, &grid[pixel * 2], &grid[pixel * 2 + 1]);
   }
 };
@@ -189,11 +194,11 @@ struct CollectContributions {
   index_t* slot;         // (pixels * Capacity), the identity; sorted alongside destination
   T* weight;             // (pixels * Capacity)
 
-  STN_HD void operator()(index_t pixel) const {
+  STN_HD void at(index_t n, index_t ho, index_t wo, index_t pixel) const {
     constexpr int kCapacity = TapCapacity<Mode>::value;
-    index_t n, out_offset;
-    Taps<T, kCapacity> taps;
-    pixel_taps<T, Mode>(coords, shape, options, pixel, &n, &out_offset, &taps);
+    index_t out_offset;
+    TapsFor<T, Mode, false> taps;
+    pixel_taps<T, Mode>(coords, shape, options, n, ho, wo, &out_offset, &taps);
     for (int k = 0; k < kCapacity; ++k) {
       const index_t s = pixel * kCapacity + k;
       slot[s] = s;

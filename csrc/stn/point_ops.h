@@ -13,9 +13,18 @@
 
 namespace stn {
 
-template <typename T, int K>
-STN_HD void gather_point(const Taps<T, K>& taps, const T* in, index_t channels, index_t in_plane,
+template <typename T, int K, bool G>
+STN_HD void gather_point(const Taps<T, K, G>& taps, const T* in, index_t channels, index_t in_plane,
                          T* out, index_t out_plane) {
+  if (taps.count == K) {  // every tap inside the image, the usual case: a fixed-length loop
+    for (index_t c = 0; c < channels; ++c) {
+      const T* in_c = in + c * in_plane;
+      T value = 0;
+      for (int k = 0; k < K; ++k) value += taps.weight[k] * in_c[taps.offset[k]];
+      out[c * out_plane] = value;
+    }
+    return;
+  }
   for (index_t c = 0; c < channels; ++c) {
     const T* in_c = in + c * in_plane;
     T value = 0;
@@ -26,7 +35,7 @@ STN_HD void gather_point(const Taps<T, K>& taps, const T* in, index_t channels, 
 
 // Writes d loss / d grid_x and d loss / d grid_y for the point.
 template <typename T, int K>
-STN_HD void grid_grad_point(const Taps<T, K>& taps, const T* grad_out, index_t out_plane,
+STN_HD void grid_grad_point(const Taps<T, K, true>& taps, const T* grad_out, index_t out_plane,
                             const T* in, index_t channels, index_t in_plane, T* grad_x,
                             T* grad_y) {
   T gx = 0, gy = 0;
@@ -48,8 +57,8 @@ STN_HD void grid_grad_point(const Taps<T, K>& taps, const T* grad_out, index_t o
 // Adds this point's share of grad_input, for taps whose row lies in [row_begin, row_end).
 // Contributions reach each input pixel in tap order, then channel order; a caller that walks
 // output pixels in raster order therefore sums every pixel in one fixed order.
-template <typename T, int K, typename Add>
-STN_HD void scatter_point(const Taps<T, K>& taps, const T* grad_out, index_t out_plane,
+template <typename T, int K, bool G, typename Add>
+STN_HD void scatter_point(const Taps<T, K, G>& taps, const T* grad_out, index_t out_plane,
                           index_t channels, T* grad_in, index_t in_plane, index_t row_begin,
                           index_t row_end, const Add& add) {
   for (int k = 0; k < taps.count; ++k) {

@@ -15,7 +15,8 @@ template <> struct TapCapacity<Interp::Bilinear> { static constexpr int value = 
 template <> struct TapCapacity<Interp::Nearest> { static constexpr int value = 1; };
 template <> struct TapCapacity<Interp::Bicubic> { static constexpr int value = 16; };
 
-template <typename T, int Capacity>
+// WithGrad = false (forward, grad_input) skips the weight derivatives.
+template <typename T, int Capacity, bool WithGrad = true>
 struct Taps {
   int count;
   index_t offset[Capacity];  // row * W + col inside one (H, W) plane
@@ -30,8 +31,10 @@ struct Taps {
     offset[count] = r * width + c;
     row[count] = r;
     weight[count] = w;
-    weight_dx[count] = w_dx;
-    weight_dy[count] = w_dy;
+    if (WithGrad) {
+      weight_dx[count] = w_dx;
+      weight_dy[count] = w_dy;
+    }
     ++count;
   }
 };
@@ -41,16 +44,15 @@ STN_HD bool inside_image(index_t r, index_t c, index_t height, index_t width) {
 }
 
 // Bilinear: the four pixels around (x, y), weighted by the area of the opposite rectangle.
-template <typename T>
+template <typename T, typename TapList>
 STN_HD void bilinear_taps(T grid_x, T grid_y, index_t height, index_t width, Padding padding,
-                          bool align_corners, Taps<T, 4>* taps) {
+                          bool align_corners, TapList* taps) {
   taps->count = 0;
   const T x = source_index(grid_x, width, padding, align_corners, &taps->dx_dgrid);
   const T y = source_index(grid_y, height, padding, align_corners, &taps->dy_dgrid);
   if (!within_tap_range(x, width) || !within_tap_range(y, height)) return;
-  const T x0 = floor_of(x), y0 = floor_of(y);
-  const T tx = x - x0, ty = y - y0;  // fractional position inside the 2x2 cell
-  const index_t c0 = index_t(x0), r0 = index_t(y0);
+  const index_t c0 = floor_to_index(x), r0 = floor_to_index(y);
+  const T tx = x - T(c0), ty = y - T(r0);  // fractional position inside the 2x2 cell
   // (row, col, weight, d weight/dx, d weight/dy) for the north-west, north-east,
   // south-west and south-east corners, in that order.
   if (inside_image(r0, c0, height, width))
@@ -65,14 +67,14 @@ STN_HD void bilinear_taps(T grid_x, T grid_y, index_t height, index_t width, Pad
 
 // Nearest: the pixel whose centre is closest, ties to even (as nearbyint). Weight 1, so the
 // grid gradient is zero.
-template <typename T>
+template <typename T, typename TapList>
 STN_HD void nearest_taps(T grid_x, T grid_y, index_t height, index_t width, Padding padding,
-                         bool align_corners, Taps<T, 1>* taps) {
+                         bool align_corners, TapList* taps) {
   taps->count = 0;
   const T x = source_index(grid_x, width, padding, align_corners, &taps->dx_dgrid);
   const T y = source_index(grid_y, height, padding, align_corners, &taps->dy_dgrid);
   if (!within_tap_range(x, width) || !within_tap_range(y, height)) return;
-  const index_t c = index_t(round_half_even(x)), r = index_t(round_half_even(y));
+  const index_t c = round_half_even_to_index(x), r = round_half_even_to_index(y);
   if (inside_image(r, c, height, width)) taps->add(r, c, width, T(1), T(0), T(0));
 }
 
@@ -111,9 +113,9 @@ STN_HD bool pad_tap(index_t* index, index_t size, Padding padding, bool align_co
 // reflection only: zeros padding drops such points). It keeps floor() inside int64.
 constexpr double kBicubicCoordinateLimit = 1099511627776.0;  // 2^40
 
-template <typename T>
+template <typename T, typename TapList>
 STN_HD void bicubic_taps(T grid_x, T grid_y, index_t height, index_t width, Padding padding,
-                         bool align_corners, Taps<T, 16>* taps) {
+                         bool align_corners, TapList* taps) {
   taps->count = 0;
   // Bicubic unnormalizes without padding the point; padding applies to each tap below.
   T x, y;
@@ -129,41 +131,45 @@ STN_HD void bicubic_taps(T grid_x, T grid_y, index_t height, index_t width, Padd
     if (x > limit || x < -limit) x = x > 0 ? limit : -limit, taps->dx_dgrid = 0;
     if (y > limit || y < -limit) y = y > 0 ? limit : -limit, taps->dy_dgrid = 0;
   }
-  const T x0 = floor_of(x), y0 = floor_of(y);
+  const index_t c0 = floor_to_index(x), r0 = floor_to_index(y);
   T cx[4], dcx[4], cy[4], dcy[4];
-  cubic_coefficients(x - x0, cx, dcx);
-  cubic_coefficients(y - y0, cy, dcy);
+  cubic_coefficients(x - T(c0), cx, dcx);
+  cubic_coefficients(y - T(r0), cy, dcy);
   for (int i = 0; i < 4; ++i) {
-    index_t r = index_t(y0) - 1 + i;
+    index_t r = r0 - 1 + i;
     if (!pad_tap<T>(&r, height, padding, align_corners)) continue;
     for (int j = 0; j < 4; ++j) {
-      index_t c = index_t(x0) - 1 + j;
+      index_t c = c0 - 1 + j;
       if (!pad_tap<T>(&c, width, padding, align_corners)) continue;
       taps->add(r, c, width, cy[i] * cx[j], cy[i] * dcx[j], dcy[i] * cx[j]);
     }
   }
 }
 
+// The tap list type of a mode, and the collector that fills it.
+template <typename T, Interp Mode, bool WithGrad>
+using TapsFor = Taps<T, TapCapacity<Mode>::value, WithGrad>;
+
 template <Interp Mode>
 struct TapCollector;
 template <>
 struct TapCollector<Interp::Bilinear> {
-  template <typename T>
-  STN_HD static void run(T gx, T gy, index_t h, index_t w, Padding p, bool a, Taps<T, 4>* t) {
+  template <typename T, typename TapList>
+  STN_HD static void run(T gx, T gy, index_t h, index_t w, Padding p, bool a, TapList* t) {
     bilinear_taps(gx, gy, h, w, p, a, t);
   }
 };
 template <>
 struct TapCollector<Interp::Nearest> {
-  template <typename T>
-  STN_HD static void run(T gx, T gy, index_t h, index_t w, Padding p, bool a, Taps<T, 1>* t) {
+  template <typename T, typename TapList>
+  STN_HD static void run(T gx, T gy, index_t h, index_t w, Padding p, bool a, TapList* t) {
     nearest_taps(gx, gy, h, w, p, a, t);
   }
 };
 template <>
 struct TapCollector<Interp::Bicubic> {
-  template <typename T>
-  STN_HD static void run(T gx, T gy, index_t h, index_t w, Padding p, bool a, Taps<T, 16>* t) {
+  template <typename T, typename TapList>
+  STN_HD static void run(T gx, T gy, index_t h, index_t w, Padding p, bool a, TapList* t) {
     bicubic_taps(gx, gy, h, w, p, a, t);
   }
 };
