@@ -120,6 +120,15 @@ SamplerShape grid_path_shape(const Array<T>& input, const Array<T>& grid) {
   return shape;
 }
 
+// A new (N, C, H, W) array, stored in *owner; returns its data.
+template <typename T>
+T* allocate_like_input(const SamplerShape& shape, py::object* owner) {
+  Array<T> array({shape.batch, shape.channels, shape.in_height, shape.in_width});
+  T* data = array.mutable_data();
+  *owner = std::move(array);
+  return data;
+}
+
 template <typename T>
 Array<T> grid_sample(const Array<T>& input, const Array<T>& grid, int mode, int padding,
                      bool align_corners, const std::string& backend_name) {
@@ -141,12 +150,7 @@ py::tuple grid_sample_backward(const Array<T>& grad_output, const Array<T>& inpu
   require_shape(grad_output, {shape.batch, shape.channels, shape.out_height, shape.out_width}, "grad_output");
   Array<T> grad_grid({shape.batch, shape.out_height, shape.out_width, index_t(2)});
   py::object grad_input_object = py::none();
-  T* grad_input = nullptr;
-  if (input_grad) {
-    Array<T> grad_input_array({shape.batch, shape.channels, shape.in_height, shape.in_width});
-    grad_input = grad_input_array.mutable_data();
-    grad_input_object = grad_input_array;
-  }
+  T* grad_input = input_grad ? allocate_like_input<T>(shape, &grad_input_object) : nullptr;
   STN_CALL(backend, grid_sample_backward<T>, grad_output.data(), input.data(), grid.data(), shape,
            options, deterministic, grad_input, grad_grid.mutable_data());
   return py::make_tuple(grad_input_object, grad_grid);
@@ -180,12 +184,7 @@ py::tuple spatial_transform_backward(const Array<T>& grad_output, const Array<T>
   Array<T> grad_theta = theta_stride == 0 ? Array<T>({index_t(2), index_t(3)})
                                           : Array<T>({shape.batch, index_t(2), index_t(3)});
   py::object grad_input_object = py::none();
-  T* grad_input = nullptr;
-  if (input_grad) {
-    Array<T> grad_input_array({shape.batch, shape.channels, shape.in_height, shape.in_width});
-    grad_input = grad_input_array.mutable_data();
-    grad_input_object = grad_input_array;
-  }
+  T* grad_input = input_grad ? allocate_like_input<T>(shape, &grad_input_object) : nullptr;
   STN_CALL(backend, spatial_transform_backward<T>, grad_output.data(), input.data(), theta.data(),
            theta_stride, shape, options, deterministic, grad_input, grad_theta.mutable_data());
   return py::make_tuple(grad_input_object, grad_theta);

@@ -43,14 +43,23 @@ STN_HD bool inside_image(index_t r, index_t c, index_t height, index_t width) {
   return r >= 0 && r < height && c >= 0 && c < width;
 }
 
+// Bilinear and nearest sample the padded point: its pixel coordinates (x, y), with their
+// derivatives stored in taps. False, with no taps, for NaN and for a point with no tap inside.
+template <typename T, typename TapList>
+STN_HD bool padded_point(T grid_x, T grid_y, index_t height, index_t width, Padding padding,
+                         bool align_corners, TapList* taps, T* x, T* y) {
+  taps->count = 0;
+  *x = source_index(grid_x, width, padding, align_corners, &taps->dx_dgrid);
+  *y = source_index(grid_y, height, padding, align_corners, &taps->dy_dgrid);
+  return within_tap_range(*x, width) && within_tap_range(*y, height);
+}
+
 // Bilinear: the four pixels around (x, y), weighted by the area of the opposite rectangle.
 template <typename T, typename TapList>
 STN_HD void bilinear_taps(T grid_x, T grid_y, index_t height, index_t width, Padding padding,
                           bool align_corners, TapList* taps) {
-  taps->count = 0;
-  const T x = source_index(grid_x, width, padding, align_corners, &taps->dx_dgrid);
-  const T y = source_index(grid_y, height, padding, align_corners, &taps->dy_dgrid);
-  if (!within_tap_range(x, width) || !within_tap_range(y, height)) return;
+  T x, y;
+  if (!padded_point(grid_x, grid_y, height, width, padding, align_corners, taps, &x, &y)) return;
   const index_t c0 = floor_to_index(x), r0 = floor_to_index(y);
   const T tx = x - T(c0), ty = y - T(r0);  // fractional position inside the 2x2 cell
   // (row, col, weight, d weight/dx, d weight/dy) for the north-west, north-east,
@@ -70,10 +79,8 @@ STN_HD void bilinear_taps(T grid_x, T grid_y, index_t height, index_t width, Pad
 template <typename T, typename TapList>
 STN_HD void nearest_taps(T grid_x, T grid_y, index_t height, index_t width, Padding padding,
                          bool align_corners, TapList* taps) {
-  taps->count = 0;
-  const T x = source_index(grid_x, width, padding, align_corners, &taps->dx_dgrid);
-  const T y = source_index(grid_y, height, padding, align_corners, &taps->dy_dgrid);
-  if (!within_tap_range(x, width) || !within_tap_range(y, height)) return;
+  T x, y;
+  if (!padded_point(grid_x, grid_y, height, width, padding, align_corners, taps, &x, &y)) return;
   const index_t c = round_half_even_to_index(x), r = round_half_even_to_index(y);
   if (inside_image(r, c, height, width)) taps->add(r, c, width, T(1), T(0), T(0));
 }
