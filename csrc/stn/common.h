@@ -26,8 +26,6 @@ enum class Padding : int { Zeros = 0, Border = 1, Reflection = 2 };
 
 // Thin overloads over the C maths library: the C names exist on host and device alike,
 // whereas std:: versions are host-only under nvcc.
-STN_HD float floor_of(float x) { return floorf(x); }
-STN_HD double floor_of(double x) { return floor(x); }
 STN_HD float fmod_of(float x, float y) { return fmodf(x, y); }
 STN_HD double fmod_of(double x, double y) { return fmod(x, y); }
 

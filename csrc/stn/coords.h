@@ -58,20 +58,25 @@ STN_HD T reflect_into(T x, T low, T high, T* d_reflect) {
     *d_reflect = 0;
     return x == x ? low : x;  // but NaN stays NaN, and so reads 0
   }
+  // The mirror image is periodic with period 2 span. fmod is exact, so first bring x within
+  // one period of 0: even a point 1e30 pixels away then lands on the right side of the mirror
+  // (neither x - low nor a quotient's parity would survive rounding at that size).
+  const T period = 2 * span;
   T sign = 1;
-  T distance = x - low;
+  T distance = fmod_of(x, period) - low;
   if (distance < T(0)) {
     sign = -1;
     distance = -distance;
   }
-  const T extra = fmod_of(distance, span);
-  const T flips = floor_of(distance / span);
-  if (fmod_of(flips, T(2)) == T(0)) {
+  // Position within one period, [0, 2 span): the first half runs forwards from low, the
+  // second backwards from high.
+  const T in_period = fmod_of(distance, period);
+  if (in_period < span) {
     *d_reflect = sign;
-    return low + extra;
+    return low + in_period;
   }
   *d_reflect = -sign;
-  return high - extra;
+  return high - (in_period - span);
 }
 
 // Apply border or reflection padding to a pixel coordinate (zeros padding leaves it as is).

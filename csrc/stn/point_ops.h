@@ -54,6 +54,15 @@ STN_HD void grid_grad_point(const Taps<T, K, true>& taps, const T* grad_out, ind
   *grad_y = gy * taps.dy_dgrid;
 }
 
+// Weights without derivatives (nearest) are piecewise constant: the grid gradient is exactly
+// zero, even where an input or grad_output value is Inf or NaN (0 * Inf would be NaN).
+template <typename T, int K>
+STN_HD void grid_grad_point(const Taps<T, K, false>&, const T*, index_t, const T*, index_t, index_t,
+                            T* grad_x, T* grad_y) {
+  *grad_x = 0;
+  *grad_y = 0;
+}
+
 // Adds this point's share of grad_input, for taps whose row lies in [row_begin, row_end).
 // Contributions reach each input pixel in tap order, then channel order; a caller that walks
 // output pixels in raster order therefore sums every pixel in one fixed order.

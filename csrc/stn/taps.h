@@ -107,18 +107,53 @@ STN_HD void cubic_coefficients(T t, T coeff[4], T d_coeff[4]) {
 
 // Bicubic pads each tap, not the sample point (PyTorch's rule): a tap outside the image is
 // dropped (zeros) or mapped inside by border / reflection padding of its integer position.
-template <typename T>
+// Integer arithmetic, so the result is inside [0, size) however large size is (a float
+// size - 1 may round up to size beyond 2^24).
 STN_HD bool pad_tap(index_t* index, index_t size, Padding padding, bool align_corners) {
-  if (padding == Padding::Zeros) return *index >= 0 && *index < size;
-  T unused;
-  const T padded = pad_coordinate(T(*index), size, padding, align_corners, &unused);
-  *index = index_t(padded);
+  const index_t i = *index;
+  if (padding == Padding::Zeros) return i >= 0 && i < size;
+  if (padding == Padding::Border) {
+    *index = i < 0 ? 0 : (i >= size ? size - 1 : i);
+    return true;
+  }
+  // Reflection is periodic: about pixel centres 0 and size - 1 (period 2 (size - 1)) with
+  // align_corners, about the outer edges -0.5 and size - 0.5 (period 2 size) without.
+  const index_t period = align_corners ? 2 * (size - 1) : 2 * size;
+  if (period == 0) {
+    *index = 0;
+    return true;
+  }
+  index_t m = i % period;
+  if (m < 0) m += period;
+  *index = m < size ? m : (align_corners ? period - m : period - 1 - m);
   return true;
 }
 
-// Beyond this many pixels a coordinate is clamped before tap indices are formed (border and
-// reflection only: zeros padding drops such points). It keeps floor() inside int64.
-constexpr double kBicubicCoordinateLimit = 1099511627776.0;  // 2^40
+// Before bicubic forms tap indices from a far-away point, bring it near the image without
+// changing what it reads: reflection is periodic in whole pixels, so subtract whole periods
+// (fmod is exact and keeps the fraction); under border every tap of a point beyond the
+// margin reads the edge pixel, so clamp it to the margin (where it reads the same) and give
+// it zero gradient, as the clamp of bilinear's border padding does.
+template <typename T>
+STN_HD T bicubic_near_image(T x, index_t size, Padding padding, bool align_corners, T* d_pixel) {
+  if (is_infinite(x)) {  // a finite grid value whose pixel coordinate overflowed
+    *d_pixel = 0;
+    return x > T(0) ? T(size - 1) : T(0);
+  }
+  if (padding == Padding::Reflection) {
+    const index_t period = align_corners ? 2 * (size - 1) : 2 * size;
+    return period > 0 ? fmod_of(x, T(period)) : T(0);
+  }
+  if (x < T(-kTapMargin)) {
+    *d_pixel = 0;
+    return T(-kTapMargin);
+  }
+  if (x > T(size - 1 + kTapMargin)) {
+    *d_pixel = 0;
+    return T(size - 1 + kTapMargin);
+  }
+  return x;
+}
 
 template <typename T, typename TapList>
 STN_HD void bicubic_taps(T grid_x, T grid_y, index_t height, index_t width, Padding padding,
@@ -134,9 +169,8 @@ STN_HD void bicubic_taps(T grid_x, T grid_y, index_t height, index_t width, Padd
   if (padding == Padding::Zeros) {
     if (!within_tap_range(x, width) || !within_tap_range(y, height)) return;
   } else {
-    const T limit = T(kBicubicCoordinateLimit);
-    if (x > limit || x < -limit) x = x > 0 ? limit : -limit, taps->dx_dgrid = 0;
-    if (y > limit || y < -limit) y = y > 0 ? limit : -limit, taps->dy_dgrid = 0;
+    x = bicubic_near_image(x, width, padding, align_corners, &taps->dx_dgrid);
+    y = bicubic_near_image(y, height, padding, align_corners, &taps->dy_dgrid);
   }
   const index_t c0 = floor_to_index(x), r0 = floor_to_index(y);
   T cx[4], dcx[4], cy[4], dcy[4];
@@ -144,18 +178,19 @@ STN_HD void bicubic_taps(T grid_x, T grid_y, index_t height, index_t width, Padd
   cubic_coefficients(y - T(r0), cy, dcy);
   for (int i = 0; i < 4; ++i) {
     index_t r = r0 - 1 + i;
-    if (!pad_tap<T>(&r, height, padding, align_corners)) continue;
+    if (!pad_tap(&r, height, padding, align_corners)) continue;
     for (int j = 0; j < 4; ++j) {
       index_t c = c0 - 1 + j;
-      if (!pad_tap<T>(&c, width, padding, align_corners)) continue;
+      if (!pad_tap(&c, width, padding, align_corners)) continue;
       taps->add(r, c, width, cy[i] * cx[j], cy[i] * dcx[j], dcy[i] * cx[j]);
     }
   }
 }
 
-// The tap list type of a mode, and the collector that fills it.
+// The tap list type of a mode, and the collector that fills it. Nearest weights are
+// constant, so its lists never carry derivatives (grid_grad_point then writes exact zeros).
 template <typename T, Interp Mode, bool WithGrad>
-using TapsFor = Taps<T, TapCapacity<Mode>::value, WithGrad>;
+using TapsFor = Taps<T, TapCapacity<Mode>::value, WithGrad && Mode != Interp::Nearest>;
 
 template <Interp Mode>
 struct TapCollector;
