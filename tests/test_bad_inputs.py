@@ -895,3 +895,32 @@ def test_huge_coordinates_on_a_wide_input(mode, padding, align_corners, dtype):
         assert (out[np.isinf(xs)] == input[0, 0, 0, [-1, 0]]).all()
         assert ((out[outside] > 0.9) & (out[outside] < 2.1)).all()  # a reflected read of [1, 2]
     assert out[4] == 0  # NaN
+
+
+# --------------------------------------------------------------------------------------------
+# Arrays numpy can hold but the kernels cannot read as they are.
+
+
+def test_big_endian_arrays_are_converted_not_rejected():
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 5))
+    grid = np.random.default_rng(1).uniform(-1, 1, (1, 3, 3, 2))
+    expected = stn.grid_sample(x, grid)
+    got = stn.grid_sample(x.astype(">f8"), grid.astype(">f8"))
+    assert got.dtype == np.float64 and np.array_equal(got, expected)
+
+
+def test_masked_arrays_are_rejected_naming_the_argument():
+    x = np.ma.masked_array(np.ones((1, 1, 3, 3)), mask=np.eye(3, dtype=bool)[None, None])
+    with pytest.raises(TypeError, match=r"stn\.grid_sample: input is a masked array"):
+        stn.grid_sample(x, np.zeros((1, 2, 2, 2)))
+
+
+def test_zero_dimensional_input_reports_its_real_shape():
+    with pytest.raises(ValueError, match=r"stn\.grid_sample: input must be 4-D .* got shape \(\)"):
+        stn.grid_sample(np.float64(1.0), np.zeros((1, 2, 2, 2)))
+
+
+@pytest.mark.parametrize("out_size", [(2**63, 3), (3, 2**41)], ids=str)
+def test_absurd_sizes_get_an_stn_error(out_size):
+    with pytest.raises(ValueError, match=r"stn\.spatial_transform: every entry of out_size .* at most 2\*\*40"):
+        stn.spatial_transform(np.ones((1, 1, 3, 3)), np.eye(2, 3), out_size=out_size)

@@ -31,17 +31,21 @@ T* out_ptr(std::uintptr_t address) {
   return reinterpret_cast<T*>(address);
 }
 
-// Calls body(T{}) with T = float or double, from numpy's dtype name.
+// Calls body(T{}) with T = float or double, from numpy's dtype name, on `stream` (a
+// cudaStream_t as an integer: CuPy's current stream), without the GIL.
 template <typename Body>
-void on_dtype(const std::string& dtype, Body&& body) {
+void on_dtype(const std::string& dtype, std::uintptr_t stream, Body&& body) {
+  if (dtype != "float32" && dtype != "float64")
+    throw py::type_error("stn._core: CUDA dtype must be float32 or float64, got " + dtype);
   py::gil_scoped_release no_gil;
+  cuda::set_stream(stream);
   if (dtype == "float32") return body(float{});
-  if (dtype == "float64") return body(double{});
-  py::gil_scoped_acquire gil;
-  throw py::type_error("stn._core: CUDA dtype must be float32 or float64, got " + dtype);
+  return body(double{});
 }
 
 SamplerOptions options_of(int mode, int padding, bool align_corners) {
+  if (mode < 0 || mode > 2 || padding < 0 || padding > 2)
+    throw py::value_error("stn._core: mode and padding codes must be 0, 1 or 2");
   return SamplerOptions{Interp(mode), Padding(padding), align_corners};
 }
 
@@ -50,37 +54,37 @@ SamplerOptions options_of(int mode, int padding, bool align_corners) {
 void define_cuda_entry_points(py::module_& m) {
   m.attr("cuda_compiled") = true;
   m.def("cuda_device_count", &cuda::device_count);
-  m.def("cuda_affine_grid", [](const std::string& dtype, std::uintptr_t theta, index_t theta_stride,
+  m.def("cuda_affine_grid", [](const std::string& dtype, std::uintptr_t stream, std::uintptr_t theta, index_t theta_stride,
                                index_t batch, index_t height, index_t width, bool align_corners,
                                std::uintptr_t grid) {
-    on_dtype(dtype, [&](auto tag) {
+    on_dtype(dtype, stream, [&](auto tag) {
       using T = decltype(tag);
       cuda::affine_grid<T>(in_ptr<T>(theta), theta_stride, batch, height, width, align_corners, out_ptr<T>(grid));
     });
   });
-  m.def("cuda_affine_grid_backward", [](const std::string& dtype, std::uintptr_t grad_grid, index_t batch,
+  m.def("cuda_affine_grid_backward", [](const std::string& dtype, std::uintptr_t stream, std::uintptr_t grad_grid, index_t batch,
                                         index_t height, index_t width, bool align_corners,
                                         index_t thetas, std::uintptr_t grad_theta) {
-    on_dtype(dtype, [&](auto tag) {
+    on_dtype(dtype, stream, [&](auto tag) {
       using T = decltype(tag);
       cuda::affine_grid_backward<T>(in_ptr<T>(grad_grid), batch, height, width, align_corners, thetas,
                                     out_ptr<T>(grad_theta));
     });
   });
-  m.def("cuda_grid_sample", [](const std::string& dtype, std::uintptr_t input, std::uintptr_t grid,
+  m.def("cuda_grid_sample", [](const std::string& dtype, std::uintptr_t stream, std::uintptr_t input, std::uintptr_t grid,
                                const Shape6& shape, int mode, int padding, bool align_corners,
                                std::uintptr_t output) {
-    on_dtype(dtype, [&](auto tag) {
+    on_dtype(dtype, stream, [&](auto tag) {
       using T = decltype(tag);
       cuda::grid_sample_forward<T>(in_ptr<T>(input), in_ptr<T>(grid), to_shape(shape),
                                    options_of(mode, padding, align_corners), out_ptr<T>(output));
     });
   });
   m.def("cuda_grid_sample_backward",
-        [](const std::string& dtype, std::uintptr_t grad_output, std::uintptr_t input, std::uintptr_t grid,
+        [](const std::string& dtype, std::uintptr_t stream, std::uintptr_t grad_output, std::uintptr_t input, std::uintptr_t grid,
            const Shape6& shape, int mode, int padding, bool align_corners, bool deterministic,
            std::uintptr_t grad_input, std::uintptr_t grad_grid) {
-          on_dtype(dtype, [&](auto tag) {
+          on_dtype(dtype, stream, [&](auto tag) {
             using T = decltype(tag);
             cuda::grid_sample_backward<T>(in_ptr<T>(grad_output), in_ptr<T>(input), in_ptr<T>(grid),
                                           to_shape(shape), options_of(mode, padding, align_corners),
@@ -88,9 +92,9 @@ void define_cuda_entry_points(py::module_& m) {
           });
         });
   m.def("cuda_spatial_transform",
-        [](const std::string& dtype, std::uintptr_t input, std::uintptr_t theta, index_t theta_stride,
+        [](const std::string& dtype, std::uintptr_t stream, std::uintptr_t input, std::uintptr_t theta, index_t theta_stride,
            const Shape6& shape, int mode, int padding, bool align_corners, std::uintptr_t output) {
-          on_dtype(dtype, [&](auto tag) {
+          on_dtype(dtype, stream, [&](auto tag) {
             using T = decltype(tag);
             cuda::spatial_transform_forward<T>(in_ptr<T>(input), in_ptr<T>(theta), theta_stride,
                                                to_shape(shape), options_of(mode, padding, align_corners),
@@ -98,10 +102,10 @@ void define_cuda_entry_points(py::module_& m) {
           });
         });
   m.def("cuda_spatial_transform_backward",
-        [](const std::string& dtype, std::uintptr_t grad_output, std::uintptr_t input, std::uintptr_t theta,
+        [](const std::string& dtype, std::uintptr_t stream, std::uintptr_t grad_output, std::uintptr_t input, std::uintptr_t theta,
            index_t theta_stride, const Shape6& shape, int mode, int padding, bool align_corners,
            bool deterministic, std::uintptr_t grad_input, std::uintptr_t grad_theta) {
-          on_dtype(dtype, [&](auto tag) {
+          on_dtype(dtype, stream, [&](auto tag) {
             using T = decltype(tag);
             cuda::spatial_transform_backward<T>(in_ptr<T>(grad_output), in_ptr<T>(input), in_ptr<T>(theta),
                                                 theta_stride, to_shape(shape),

@@ -65,6 +65,8 @@ struct CpuExecutor {
     return HostBuffer<U>(count);
   }
 
+  void finish() {}  // loops are synchronous
+
   // grad_input (N, C, H, W): work item (n, band) zeroes its band of rows, then walks every
   // output pixel of image n in raster order and adds only the taps that land in its band.
   // Bands exist so that N = 1 still uses every thread; they cost a repeated coordinate pass.

@@ -30,6 +30,8 @@ struct HostEmulator {
     return cpu::HostBuffer<U>(count);
   }
 
+  void finish() {}  // loops are synchronous
+
   template <typename T>
   void zero(T* data, index_t count) {
     std::memset(data, 0, sizeof(T) * size_t(count));

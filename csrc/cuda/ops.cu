@@ -5,6 +5,7 @@
 #include <thrust/execution_policy.h>
 #include <thrust/sort.h>
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -16,10 +17,16 @@ namespace cuda {
 namespace {
 
 void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess)
+  if (status != cudaSuccess) {
+    cudaGetLastError();  // clear it, so the next call does not report this failure again
     throw std::runtime_error(std::string("stn CUDA error in ") + what + ": " +
                              cudaGetErrorString(status));
+  }
 }
+
+// The stream every operation of this thread runs on (set by the bindings from CuPy's
+// current stream; 0, the legacy default stream, otherwise).
+thread_local cudaStream_t current_stream = nullptr;
 
 template <typename Body>
 __global__ void run_body(Body body, index_t count) {
@@ -43,7 +50,7 @@ class DeviceBuffer {
   DeviceBuffer(DeviceBuffer&& other) noexcept : data_(other.data_) { other.data_ = nullptr; }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() {
+  ~DeviceBuffer() {  // cudaFree waits for the kernels still using the memory
     if (data_ != nullptr) cudaFree(data_);
   }
   U* data() { return data_; }
@@ -55,12 +62,13 @@ class DeviceBuffer {
 struct CudaExecutor {
   using AtomicAdd = AtomicAddFunctor;
   static constexpr int kThreadsPerBlock = 256;
+  cudaStream_t stream = current_stream;
 
   template <typename Body>
   void launch(index_t count, const Body& body) {
     if (count <= 0) return;
     const index_t blocks = std::min<index_t>((count + kThreadsPerBlock - 1) / kThreadsPerBlock, 1 << 20);
-    run_body<<<unsigned(blocks), kThreadsPerBlock>>>(body, count);
+    run_body<<<unsigned(blocks), kThreadsPerBlock, 0, stream>>>(body, count);
     check(cudaGetLastError(), "kernel launch");
   }
 
@@ -76,11 +84,11 @@ struct CudaExecutor {
 
   template <typename T>
   void zero(T* data, index_t count) {
-    check(cudaMemsetAsync(data, 0, sizeof(T) * size_t(count)), "cudaMemsetAsync");
+    check(cudaMemsetAsync(data, 0, sizeof(T) * size_t(count), stream), "cudaMemsetAsync");
   }
 
   void sort_by_destination(index_t* destination, index_t* slot, index_t count) {
-    thrust::stable_sort_by_key(thrust::device, destination, destination + count, slot);
+    thrust::stable_sort_by_key(thrust::cuda::par.on(stream), destination, destination + count, slot);
     check(cudaGetLastError(), "stable_sort_by_key");
   }
 
@@ -91,12 +99,16 @@ struct CudaExecutor {
                                    grad_input);
   }
 
-  ~CudaExecutor() { cudaDeviceSynchronize(); }
+  // Waits for the stream, so a fault inside a kernel is reported by the call that caused it
+  // (and scratch buffers are released only after the kernels that use them).
+  void finish() { check(cudaStreamSynchronize(stream), "kernel execution"); }
 };
 
 }  // namespace
 
 STN_DEFINE_OPS(CudaExecutor)
+
+void set_stream(std::uintptr_t stream) { current_stream = reinterpret_cast<cudaStream_t>(stream); }
 
 int device_count() {
   int count = 0;

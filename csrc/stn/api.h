@@ -8,6 +8,8 @@
 // deterministic.
 #pragma once
 
+#include <cstdint>
+
 #include "common.h"
 
 #define STN_DECLARE_OPS                                                                           \
@@ -46,5 +48,6 @@ STN_DECLARE_OPS
 namespace cuda {
 STN_DECLARE_OPS
 int device_count();  // 0 when there is no driver or no GPU
+void set_stream(std::uintptr_t stream);  // a cudaStream_t; this thread's calls run on it
 }  // namespace cuda
 }  // namespace stn

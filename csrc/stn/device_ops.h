@@ -5,6 +5,7 @@
 //   Exec::zero(ptr, count)         fills with zeros
 //   Exec::sort_by_destination(...) stable sort of (destination, slot) pairs by destination
 //   Exec::AtomicAdd                atomic accumulation functor
+//   exec.finish()                  waits for the work and reports its errors
 //   exec.scatter_grad_input(...)   grad_input: device executors forward to scatter_grad_input
 //                                  below; the CPU executor owns row bands instead (cpu/)
 // csrc/cuda/ops.cu instantiates it with the CUDA executor; csrc/cpu/emulate_device.cpp with a
@@ -132,6 +133,7 @@ void spatial_transform_forward(Exec& exec, const T* input, const T* theta, index
                       index_t width, bool align_corners, T* grid) {                               \
     Exec exec;                                                                                    \
     device_ops::affine_grid(exec, theta, theta_stride, batch, height, width, align_corners, grid); \
+    exec.finish();                                                                                \
   }                                                                                               \
   template <>                                                                                     \
   void affine_grid_backward<T>(const T* grad_grid, index_t batch, index_t height, index_t width,  \
@@ -139,12 +141,14 @@ void spatial_transform_forward(Exec& exec, const T* input, const T* theta, index
     Exec exec;                                                                                    \
     device_ops::affine_grid_backward(exec, grad_grid, batch, height, width, align_corners, thetas, \
                                      grad_theta);                                                 \
+    exec.finish();                                                                                \
   }                                                                                               \
   template <>                                                                                     \
   void grid_sample_forward<T>(const T* input, const T* grid, const SamplerShape& shape,           \
                               const SamplerOptions& options, T* output) {                         \
     Exec exec;                                                                                    \
     device_ops::grid_sample_forward(exec, input, grid, shape, options, output);                   \
+    exec.finish();                                                                                \
   }                                                                                               \
   template <>                                                                                     \
   void grid_sample_backward<T>(const T* grad_output, const T* input, const T* grid,               \
@@ -153,6 +157,7 @@ void spatial_transform_forward(Exec& exec, const T* input, const T* theta, index
     Exec exec;                                                                                    \
     device_ops::grid_sample_backward(exec, grad_output, input, grid, shape, options,              \
                                      deterministic, grad_input, grad_grid);                       \
+    exec.finish();                                                                                \
   }                                                                                               \
   template <>                                                                                     \
   void spatial_transform_forward<T>(const T* input, const T* theta, index_t theta_stride,         \
@@ -161,6 +166,7 @@ void spatial_transform_forward(Exec& exec, const T* input, const T* theta, index
     Exec exec;                                                                                    \
     device_ops::spatial_transform_forward(exec, input, theta, theta_stride, shape, options,       \
                                           output);                                                \
+    exec.finish();                                                                                \
   }                                                                                               \
   template <>                                                                                     \
   void spatial_transform_backward<T>(const T* grad_output, const T* input, const T* theta,        \
@@ -170,6 +176,7 @@ void spatial_transform_forward(Exec& exec, const T* input, const T* theta, index
     Exec exec;                                                                                    \
     device_ops::spatial_transform_backward(exec, grad_output, input, theta, theta_stride, shape,  \
                                            options, deterministic, grad_input, grad_theta);       \
+    exec.finish();                                                                                \
   }
 
 #define STN_DEFINE_OPS(Exec)        \

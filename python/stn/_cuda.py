@@ -50,6 +50,8 @@ def _require_gpu(function: str):
 
 
 def device_arrays(function: str, **arrays):
+    """Returns (CuPy arrays, C-contiguous, one dtype and one device; a function that turns
+    results back into the caller's array type)."""
     cupy = _require_gpu(function)
     converted = []
     for name, value in arrays.items():
@@ -60,29 +62,40 @@ def device_arrays(function: str, **arrays):
     if len({a.dtype for a in converted}) > 1:
         listing = ", ".join(f"{n} {a.dtype}" for n, a in zip(arrays, converted))
         raise TypeError(f"stn.{function}: all arrays must have the same dtype, got {listing}")
-    _remember_kind(next(iter(arrays.values())))
-    return [cupy.ascontiguousarray(a) for a in converted]
+    if len({a.device.id for a in converted}) > 1:
+        listing = ", ".join(f"{n} on device {a.device.id}" for n, a in zip(arrays, converted))
+        raise ValueError(f"stn.{function}: all arrays must be on one GPU, got {listing}")
+    with converted[0].device:
+        contiguous = [cupy.ascontiguousarray(a) for a in converted]
+    return contiguous, _caller_kind(next(iter(arrays.values())))
 
 
-_result_kind = {"module": None}
-
-
-def _remember_kind(original) -> None:
-    """Results go back as the caller's array type when that type can read DLPack."""
+def _caller_kind(original):
+    """Results go back as the caller's array type when that type can read DLPack (e.g. torch);
+    CuPy arrays and types without from_dlpack get CuPy arrays."""
     root = type(original).__module__.split(".")[0]
-    _result_kind["module"] = None if root == "cupy" else sys.modules.get(root)
+    module = None if root == "cupy" else sys.modules.get(root)
+    if module is None or not hasattr(module, "from_dlpack"):
+        return lambda result: result
+
+    def convert(result):
+        if isinstance(result, tuple):
+            return tuple(convert(r) for r in result)
+        return None if result is None else module.from_dlpack(result)
+    return convert
 
 
-def _as_caller_kind(result):
-    module = _result_kind["module"]
-    if result is None or module is None or not hasattr(module, "from_dlpack"):
-        return result
-    return module.from_dlpack(result)
+def _run(entry_point: str, like, *args):
+    """Calls stn._core.cuda_<entry_point> on `like`'s GPU and CuPy's current stream there."""
+    import cupy
+    with like.device:
+        getattr(_core, "cuda_" + entry_point)(like.dtype.name, cupy.cuda.get_current_stream().ptr, *args)
 
 
 def _empty(like, shape):
     import cupy
-    return cupy.empty(shape, dtype=like.dtype)
+    with like.device:
+        return cupy.empty(shape, dtype=like.dtype)
 
 
 def _ptr(array) -> int:
@@ -93,32 +106,32 @@ def _theta_stride(theta) -> int:
     return 0 if theta.ndim == 2 else 6
 
 
-def affine_grid(theta, batch, height, width, align_corners):
-    grid = _empty(theta, (batch, height, width, 2))
-    _core.cuda_affine_grid(theta.dtype.name, _ptr(theta), _theta_stride(theta), batch, height,
-                           width, align_corners, _ptr(grid))
-    return _as_caller_kind(grid)
-
-
-def affine_grid_backward(grad_grid, align_corners):
-    batch, height, width, _ = grad_grid.shape
-    grad_theta = _empty(grad_grid, (batch, 2, 3))
-    _core.cuda_affine_grid_backward(grad_grid.dtype.name, _ptr(grad_grid), batch, height, width,
-                                    align_corners, batch, _ptr(grad_theta))
-    return _as_caller_kind(grad_theta)
-
-
 def _shape6(input, out_height, out_width):
     n, c, h, w = (int(s) for s in input.shape)
     return (n, c, h, w, int(out_height), int(out_width))
 
 
+def affine_grid(theta, batch, height, width, align_corners):
+    grid = _empty(theta, (batch, height, width, 2))
+    _run("affine_grid", theta, _ptr(theta), _theta_stride(theta), batch, height, width,
+         align_corners, _ptr(grid))
+    return grid
+
+
+def affine_grid_backward(grad_grid, align_corners):
+    batch, height, width, _ = grad_grid.shape
+    grad_theta = _empty(grad_grid, (batch, 2, 3))
+    _run("affine_grid_backward", grad_grid, _ptr(grad_grid), batch, height, width, align_corners,
+         batch, _ptr(grad_theta))
+    return grad_theta
+
+
 def grid_sample(input, grid, mode, padding, align_corners):
     shape = _shape6(input, grid.shape[1], grid.shape[2])
     output = _empty(input, (shape[0], shape[1], shape[4], shape[5]))
-    _core.cuda_grid_sample(input.dtype.name, _ptr(input), _ptr(grid), shape, mode, padding,
-                           align_corners, _ptr(output))
-    return _as_caller_kind(output)
+    _run("grid_sample", input, _ptr(input), _ptr(grid), shape, mode, padding, align_corners,
+         _ptr(output))
+    return output
 
 
 def grid_sample_backward(grad_output, input, grid, mode, padding, align_corners, input_grad,
@@ -126,18 +139,17 @@ def grid_sample_backward(grad_output, input, grid, mode, padding, align_corners,
     shape = _shape6(input, grid.shape[1], grid.shape[2])
     grad_input = _empty(input, input.shape) if input_grad else None
     grad_grid = _empty(grid, grid.shape)
-    _core.cuda_grid_sample_backward(input.dtype.name, _ptr(grad_output), _ptr(input), _ptr(grid),
-                                    shape, mode, padding, align_corners, deterministic,
-                                    _ptr(grad_input), _ptr(grad_grid))
-    return _as_caller_kind(grad_input), _as_caller_kind(grad_grid)
+    _run("grid_sample_backward", input, _ptr(grad_output), _ptr(input), _ptr(grid), shape, mode,
+         padding, align_corners, deterministic, _ptr(grad_input), _ptr(grad_grid))
+    return grad_input, grad_grid
 
 
 def spatial_transform(input, theta, out_height, out_width, mode, padding, align_corners):
     shape = _shape6(input, out_height, out_width)
     output = _empty(input, (shape[0], shape[1], shape[4], shape[5]))
-    _core.cuda_spatial_transform(input.dtype.name, _ptr(input), _ptr(theta), _theta_stride(theta),
-                                 shape, mode, padding, align_corners, _ptr(output))
-    return _as_caller_kind(output)
+    _run("spatial_transform", input, _ptr(input), _ptr(theta), _theta_stride(theta), shape, mode,
+         padding, align_corners, _ptr(output))
+    return output
 
 
 def spatial_transform_backward(grad_output, input, theta, mode, padding, align_corners,
@@ -145,8 +157,7 @@ def spatial_transform_backward(grad_output, input, theta, mode, padding, align_c
     shape = _shape6(input, grad_output.shape[2], grad_output.shape[3])
     grad_input = _empty(input, input.shape) if input_grad else None
     grad_theta = _empty(theta, theta.shape)
-    _core.cuda_spatial_transform_backward(input.dtype.name, _ptr(grad_output), _ptr(input),
-                                          _ptr(theta), _theta_stride(theta), shape, mode, padding,
-                                          align_corners, deterministic, _ptr(grad_input),
-                                          _ptr(grad_theta))
-    return _as_caller_kind(grad_input), _as_caller_kind(grad_theta)
+    _run("spatial_transform_backward", input, _ptr(grad_output), _ptr(input), _ptr(theta),
+         _theta_stride(theta), shape, mode, padding, align_corners, deterministic,
+         _ptr(grad_input), _ptr(grad_theta))
+    return grad_input, grad_theta

@@ -13,7 +13,7 @@ import numpy as np
 
 MODES = {"bilinear": 0, "nearest": 1, "bicubic": 2}
 PADDINGS = {"zeros": 0, "border": 1, "reflection": 2}
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+MAX_EXTENT = 2**40  # per axis; far past any real image, well inside the kernels' int64 offsets
 
 
 def shape_text(array) -> str:
@@ -21,12 +21,20 @@ def shape_text(array) -> str:
 
 
 def float_array(function: str, name: str, value):
-    """Returns `value` as a numpy array of float32 or float64, else raises TypeError."""
+    """Returns `value` as a numpy array of float32 or float64 in native byte order, else
+    raises TypeError."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"stn.{function}: {name} is a masked array; the kernels would ignore its mask. "
+            "Pass np.ma.filled(array, fill_value) or array.data"
+        )
     array = value if isinstance(value, np.ndarray) else np.asarray(value)
-    if array.dtype not in FLOAT_DTYPES:
+    if array.dtype.kind != "f" or array.dtype.itemsize not in (4, 8):
         raise TypeError(
             f"stn.{function}: {name} must be float32 or float64, got dtype {array.dtype}"
         )
+    if not array.dtype.isnative:  # e.g. big-endian '>f4' read from a file
+        array = array.astype(array.dtype.newbyteorder("="))
     return array
 
 
@@ -94,6 +102,10 @@ def positive_ints(function: str, name: str, value, count: int, meaning: str) -> 
     if any(v <= 0 for v in items):
         raise ValueError(
             f"stn.{function}: every entry of {name} {meaning} must be positive, got {items}"
+        )
+    if any(v > MAX_EXTENT for v in items):
+        raise ValueError(
+            f"stn.{function}: every entry of {name} {meaning} must be at most 2**40, got {items}"
         )
     return items
 

@@ -25,17 +25,24 @@ from . import _validate as check
 
 
 def _host_arrays(function: str, **arrays):
-    """float32/float64 numpy arrays of one dtype, made C-contiguous (copied only if needed)."""
+    """float32/float64 numpy arrays of one dtype in native byte order, C-contiguous (copied
+    only if needed)."""
     converted = {name: check.float_array(function, name, a) for name, a in arrays.items()}
     check.same_dtype(function, **converted)
-    return [np.ascontiguousarray(a) for a in converted.values()]
+    return [np.asarray(a, order="C") for a in converted.values()]
+
+
+def _same_kind(result):
+    return result
 
 
 def _arrays(function: str, **arrays):
-    """Returns (on_gpu, [arrays...]) ready for the kernels."""
+    """Returns (on_gpu, [arrays...] ready for the kernels, a function that turns results back
+    into the caller's array type)."""
     if _cuda.any_on_gpu(function, **arrays):
-        return True, _cuda.device_arrays(function, **arrays)
-    return False, _host_arrays(function, **arrays)
+        device_arrays, to_caller = _cuda.device_arrays(function, **arrays)
+        return True, device_arrays, to_caller
+    return False, _host_arrays(function, **arrays), _same_kind
 
 
 def _options(function: str, mode, padding_mode, align_corners):
@@ -54,10 +61,10 @@ def affine_grid(theta, size, align_corners=False):
     fn = "affine_grid"
     batch, _, height, width = check.positive_ints(fn, "size", size, 4, "(N, C, H, W)")
     align_corners = check.flag(fn, "align_corners", align_corners)
-    on_gpu, (theta,) = _arrays(fn, theta=theta)
+    on_gpu, (theta,), to_caller = _arrays(fn, theta=theta)
     check.theta_batch(fn, theta, batch, "size[0]")
     if on_gpu:
-        return _cuda.affine_grid(theta, batch, height, width, align_corners)
+        return to_caller(_cuda.affine_grid(theta, batch, height, width, align_corners))
     return _core.affine_grid(theta, batch, height, width, align_corners)
 
 
@@ -66,14 +73,14 @@ def affine_grid_backward(grad_grid, size, align_corners=False):
     fn = "affine_grid_backward"
     batch, _, height, width = check.positive_ints(fn, "size", size, 4, "(N, C, H, W)")
     align_corners = check.flag(fn, "align_corners", align_corners)
-    on_gpu, (grad_grid,) = _arrays(fn, grad_grid=grad_grid)
+    on_gpu, (grad_grid,), to_caller = _arrays(fn, grad_grid=grad_grid)
     if tuple(grad_grid.shape) != (batch, height, width, 2):
         raise ValueError(
             f"stn.{fn}: grad_grid must be (N, H, W, 2) = {(batch, height, width, 2)} "
             f"for size {tuple(size)}, got {check.shape_text(grad_grid)}"
         )
     if on_gpu:
-        return _cuda.affine_grid_backward(grad_grid, align_corners)
+        return to_caller(_cuda.affine_grid_backward(grad_grid, align_corners))
     return _core.affine_grid_backward(grad_grid, align_corners, False)
 
 
@@ -81,10 +88,10 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     """Samples input (N, C, H, W) at grid (N, Ho, Wo, 2) -> output (N, C, Ho, Wo)."""
     fn = "grid_sample"
     options = _options(fn, mode, padding_mode, align_corners)
-    on_gpu, (input, grid) = _arrays(fn, input=input, grid=grid)
+    on_gpu, (input, grid), to_caller = _arrays(fn, input=input, grid=grid)
     check.grid_matches_input(fn, input, grid)
     if on_gpu:
-        return _cuda.grid_sample(input, grid, *options)
+        return to_caller(_cuda.grid_sample(input, grid, *options))
     return _core.grid_sample(input, grid, *options)
 
 
@@ -100,13 +107,13 @@ def grid_sample_backward(grad_output, input, grid, mode="bilinear", padding_mode
     options = _options(fn, mode, padding_mode, align_corners)
     input_grad = check.flag(fn, "input_grad", input_grad)
     deterministic = check.flag(fn, "deterministic", deterministic)
-    on_gpu, (grad_output, input, grid) = _arrays(
+    on_gpu, (grad_output, input, grid), to_caller = _arrays(
         fn, grad_output=grad_output, input=input, grid=grid)
     check.grid_matches_input(fn, input, grid)
     expected = (input.shape[0], input.shape[1], grid.shape[1], grid.shape[2])
     check.grad_output_matches(fn, grad_output, expected)
     if on_gpu:
-        return _cuda.grid_sample_backward(grad_output, input, grid, *options, input_grad, deterministic)
+        return to_caller(_cuda.grid_sample_backward(grad_output, input, grid, *options, input_grad, deterministic))
     return _core.grid_sample_backward(grad_output, input, grid, *options, input_grad, deterministic)
 
 
@@ -128,10 +135,10 @@ def spatial_transform(input, theta, out_size=None, mode="bilinear", padding_mode
     """
     fn = "spatial_transform"
     options = _options(fn, mode, padding_mode, align_corners)
-    on_gpu, (input, theta) = _arrays(fn, input=input, theta=theta)
+    on_gpu, (input, theta), to_caller = _arrays(fn, input=input, theta=theta)
     out_height, out_width = _fused_shapes(fn, input, theta, out_size)
     if on_gpu:
-        return _cuda.spatial_transform(input, theta, out_height, out_width, *options)
+        return to_caller(_cuda.spatial_transform(input, theta, out_height, out_width, *options))
     return _core.spatial_transform(input, theta, out_height, out_width, *options)
 
 
@@ -147,14 +154,14 @@ def spatial_transform_backward(grad_output, input, theta, out_size=None, mode="b
     options = _options(fn, mode, padding_mode, align_corners)
     input_grad = check.flag(fn, "input_grad", input_grad)
     deterministic = check.flag(fn, "deterministic", deterministic)
-    on_gpu, (grad_output, input, theta) = _arrays(
+    on_gpu, (grad_output, input, theta), to_caller = _arrays(
         fn, grad_output=grad_output, input=input, theta=theta)
     out_height, out_width = _fused_shapes(fn, input, theta, out_size)
     expected = (input.shape[0], input.shape[1], out_height, out_width)
     check.grad_output_matches(fn, grad_output, expected)
     if on_gpu:
-        return _cuda.spatial_transform_backward(
-            grad_output, input, theta, *options, input_grad, deterministic)
+        return to_caller(_cuda.spatial_transform_backward(
+            grad_output, input, theta, *options, input_grad, deterministic))
     return _core.spatial_transform_backward(
         grad_output, input, theta, *options, input_grad, deterministic)
 
