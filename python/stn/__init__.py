@@ -20,9 +20,16 @@ from .functional import (
     spatial_transform_backward,
 )
 
+from .config_error import ConfigError
+from .net import TEST, TRAIN, Net
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConfigError",
+    "Net",
+    "TEST",
+    "TRAIN",
     "affine_grid",
     "affine_grid_backward",
     "build_info",

@@ -1,0 +1,334 @@
+"""Convolution and Pooling, as Caffe's conv_layer / pooling_layer, in numpy.
+
+Convolution is im2col + one batched GEMM per group; its backward is col2im accumulation.
+Both layers loop only over the kh*kw kernel offsets, never over pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..fillers import new_param_blob
+from .base import Layer, register
+
+FLT_MAX = float(np.finfo(np.float32).max)   # Caffe's MAX pooling starts every window at -FLT_MAX
+
+
+def _has(msg, name):
+    """Whether the optional field `name` is set (False where the schema lacks it)."""
+    if name not in msg.DESCRIPTOR.fields_by_name:
+        return False
+    try:
+        return msg.HasField(name)
+    except ValueError:          # repeated field
+        return len(getattr(msg, name)) > 0
+
+
+def _values(msg, name):
+    """A field's values as a list, whether the schema makes it scalar or repeated."""
+    if name not in msg.DESCRIPTOR.fields_by_name:
+        return []
+    value = getattr(msg, name)
+    if isinstance(value, (int, float)):
+        return [int(value)] if _has(msg, name) else []
+    return [int(v) for v in value]
+
+
+def _pair(layer, msg, name, default, hw=True, together=True):
+    """(h, w) of a kernel/stride/pad/dilation setting with Caffe's rules: `name_size` or
+    `name` given once or once per spatial axis, OR `name_h` and `name_w` (both of them
+    where `together`; else the missing one takes its schema default, as Caffe's conv pad)."""
+    many = name + "_size" if name == "kernel" else name
+    values = _values(msg, many)
+    if hw and (_has(msg, name + "_h") or _has(msg, name + "_w")):
+        if together and not (_has(msg, name + "_h") and _has(msg, name + "_w")):
+            raise layer.error(f"{name}_h and {name}_w must be given together")
+        if values:
+            raise layer.error(f"either {many} or {name}_h/{name}_w should be given; not both")
+        return int(getattr(msg, name + "_h")), int(getattr(msg, name + "_w"))
+    if not values:
+        if default is None:
+            raise layer.error(f"{many} (or {name}_h and {name}_w) is required")
+        return default, default
+    if len(values) in (1, 2):
+        return values[0], values[-1]
+    raise layer.error(f"{many} must be given once, or once per spatial dimension (2); "
+                      f"got {len(values)} values")
+
+
+def _strided_windows(xp, kh, kw, oh, ow, s, d):
+    """View (C, kh, kw, N, OH, OW) of a padded (N, C, Hp, Wp) array: element
+    [c, i, j, n, y, x] = xp[n, c, y*s[0] + i*d[0], x*s[1] + j*d[1]]."""
+    sn, sc, sh, sw = xp.strides
+    n, c = xp.shape[:2]
+    return as_strided(xp, (c, kh, kw, n, oh, ow),
+                      (sc, sh * d[0], sw * d[1], sn, sh * s[0], sw * s[1]), writeable=False)
+
+
+@register("Convolution")
+class Convolution(Layer):
+    """Weights (num_output, C / group, kh, kw), bias (num_output,). Every bottom gives the
+    top at the same position, all through the same weights (Caffe's shared convolution)."""
+    bottom_count = (1, None)
+    top_count = (1, None)
+
+    def __init__(self, param, phase, location=None, dtype=np.float32, rng=None):
+        super().__init__(param, phase, location, dtype, rng)
+        if not hasattr(self, "base_dir"):
+            self.base_dir = "."
+
+    def setup(self, bottoms, tops):
+        if len(bottoms) != len(tops):
+            raise self.error(f"needs as many tops as bottoms, got {len(bottoms)} bottoms and "
+                             f"{len(tops)} tops")
+        p = self.param.convolution_param
+        shape = bottoms[0].shape
+        try:
+            self.axis = bottoms[0].canonical_axis(int(p.axis))
+        except ValueError as exc:
+            raise self.error(str(exc)) from None
+        spatial = len(shape) - self.axis - 1
+        if spatial != 2:
+            raise self.error(f"only 2-D convolution is supported: the bottom of shape "
+                             f"{list(shape)} has {spatial} spatial axes after axis {self.axis}")
+        self.kernel = _pair(self, p, "kernel", None)
+        self.stride = _pair(self, p, "stride", 1)
+        self.pad = _pair(self, p, "pad", 0, together=False)
+        self.dilation = _pair(self, p, "dilation", 1, hw=False)
+        for what, values, low in (("kernel size", self.kernel, 1), ("stride", self.stride, 1),
+                                  ("pad", self.pad, 0), ("dilation", self.dilation, 1)):
+            if min(values) < low:
+                raise self.error(f"{what} must be at least {low}, got {list(values)}")
+        self.channels = shape[self.axis]
+        self.num_output = int(p.num_output)
+        self.group = int(p.group)
+        if self.num_output <= 0:
+            raise self.error("convolution_param.num_output must be given (a positive count)")
+        if self.group <= 0 or self.channels % self.group:
+            raise self.error(f"group {self.group} does not divide the {self.channels} input "
+                             "channels")
+        if self.num_output % self.group:
+            raise self.error(f"group {self.group} does not divide num_output {self.num_output}")
+        self.bias_term = bool(p.bias_term)
+        w_shape = (self.num_output, self.channels // self.group) + tuple(self.kernel)
+        self.blobs = [new_param_blob(self, w_shape, p.weight_filler, "weight_filler")]
+        if self.bias_term:
+            self.blobs.append(new_param_blob(self, (self.num_output,), p.bias_filler,
+                                             "bias_filler"))
+
+    def reshape(self, bottoms, tops):
+        shape = bottoms[0].shape
+        for i, b in enumerate(bottoms[1:], 1):
+            if b.shape != shape:
+                raise self.error(f"all bottoms need one shape: bottom 0 is {list(shape)}, "
+                                 f"bottom {i} is {list(b.shape)}")
+        if len(shape) != self.axis + 3 or shape[self.axis] != self.channels:
+            raise self.error(f"the bottom of shape {list(shape)} does not have the "
+                             f"{self.channels} channels at axis {self.axis} and 2 spatial axes "
+                             "the layer was set up with")
+        out = []
+        for size, k, s, p, d in zip(shape[-2:], self.kernel, self.stride, self.pad,
+                                    self.dilation):
+            extent = d * (k - 1) + 1
+            if size + 2 * p < extent:
+                raise self.error(f"the kernel extent {extent} is larger than the padded input "
+                                 f"{size} + 2*{p} (bottom shape {list(shape)})")
+            out.append((size + 2 * p - extent) // s + 1)
+        self.out_hw = tuple(out)
+        for top in tops:
+            top.reshape(tuple(shape[:self.axis]) + (self.num_output,) + self.out_hw)
+
+    # --- im2col / col2im ----------------------------------------------------------------
+    def _cols(self, x):
+        """x (N, C, H, W) -> columns (G, C/G*kh*kw, N*OH*OW), rows in weight order."""
+        ph, pw = self.pad
+        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+        view = _strided_windows(xp, *self.kernel, *self.out_hw, self.stride, self.dilation)
+        return view.reshape(self.group, -1, x.shape[0] * self.out_hw[0] * self.out_hw[1])
+
+    def _col2im(self, cols, n, h, w):
+        """columns (C*kh*kw, N*OH*OW) -> image gradient (N, C, H, W), summing overlaps."""
+        (kh, kw), (oh, ow), (sh, sw), (dh, dw), (ph, pw) = (
+            self.kernel, self.out_hw, self.stride, self.dilation, self.pad)
+        cols = cols.reshape(self.channels, kh, kw, n, oh, ow)
+        dxp = np.zeros((n, self.channels, h + 2 * ph, w + 2 * pw), self.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                dxp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
+                    j * dw:j * dw + sw * (ow - 1) + 1:sw] += cols[:, i, j].transpose(1, 0, 2, 3)
+        return dxp[:, :, ph:ph + h, pw:pw + w]
+
+    def _as_nchw(self, blob):
+        s = blob.shape
+        return blob.data.reshape((-1,) + tuple(s[self.axis:]))          # (N, C, H, W)
+
+    def forward(self, bottoms, tops):
+        g, m = self.group, self.num_output
+        w = self.blobs[0].data.reshape(g, m // g, -1)                    # (G, M/G, C/G*kh*kw)
+        for bottom, top in zip(bottoms, tops):
+            x = self._as_nchw(bottom)
+            n = x.shape[0]
+            y = np.matmul(w, self._cols(x))                              # (G, M/G, N*OH*OW)
+            y = y.reshape(m, n, *self.out_hw).transpose(1, 0, 2, 3)      # (N, M, OH, OW)
+            if self.bias_term:
+                y = y + self.blobs[1].data[:, None, None]
+            top.data[...] = y.reshape(top.shape)
+
+    def backward(self, tops, propagate_down, bottoms):
+        g, m = self.group, self.num_output
+        w = self.blobs[0].data.reshape(g, m // g, -1)                    # (G, M/G, CKK/G)
+        for i, (bottom, top) in enumerate(zip(bottoms, tops)):
+            x = self._as_nchw(bottom)
+            n, _, h, wd = x.shape
+            dy = top.diff.reshape(n, m, -1)                              # (N, M, OH*OW)
+            if self.bias_term:
+                self.blobs[1].diff += dy.sum(axis=(0, 2))
+            dy = dy.transpose(1, 0, 2).reshape(g, m // g, -1)            # (G, M/G, N*OH*OW)
+            cols = self._cols(x)                                         # (G, CKK/G, N*OH*OW)
+            self.blobs[0].diff += np.matmul(dy, cols.transpose(0, 2, 1)).reshape(
+                self.blobs[0].shape)
+            if propagate_down[i]:
+                dcols = np.matmul(w.transpose(0, 2, 1), dy)              # (G, CKK/G, N*OHOW)
+                bottom.diff[...] = self._col2im(dcols, n, h, wd).reshape(bottom.shape)
+
+
+MAX, AVE, STOCHASTIC = 0, 1, 2     # PoolingParameter.PoolMethod
+CEIL, FLOOR = 0, 1                 # PoolingParameter.RoundMode
+
+
+@register("Pooling")
+class Pooling(Layer):
+    """MAX or AVE pooling of a (N, C, H, W) bottom, with Caffe's output size and window
+    rules. A second top (MAX only) receives Caffe's mask: the argmax as h * W + w."""
+    top_count = (1, 2)
+
+    def setup(self, bottoms, tops):
+        p = self.param.pooling_param
+        self.method = int(p.pool)
+        if self.method == STOCHASTIC:
+            raise self.error("pool: STOCHASTIC pooling is not supported")
+        if self.method not in (MAX, AVE):
+            raise self.error(f"pool: unknown pooling method {self.method}")
+        if len(tops) == 2 and self.method != MAX:
+            raise self.error("a second top (the argmax mask) needs pool: MAX")
+        self.global_pooling = bool(p.global_pooling)
+        if self.global_pooling:
+            if _has(p, "kernel_size") or _has(p, "kernel_h") or _has(p, "kernel_w"):
+                raise self.error("with global_pooling: true the kernel size cannot be given")
+            self.kernel = None
+        else:
+            if _has(p, "kernel_size") == (_has(p, "kernel_h") and _has(p, "kernel_w")):
+                raise self.error("the kernel is kernel_size OR kernel_h and kernel_w "
+                                 "(both of them for non-square kernels)")
+            self.kernel = _pair(self, p, "kernel", None)
+            if min(self.kernel) <= 0:
+                raise self.error(f"kernel size must be positive, got {list(self.kernel)}")
+        self.stride = _pair(self, p, "stride", 1)
+        self.pad = _pair(self, p, "pad", 0)
+        if min(self.stride) <= 0:
+            raise self.error(f"stride must be positive, got {list(self.stride)}")
+        if self.global_pooling and (self.pad != (0, 0) or self.stride != (1, 1)):
+            raise self.error("with global_pooling: true only pad = 0 and stride = 1 are allowed")
+        if self.kernel and (self.pad[0] >= self.kernel[0] or self.pad[1] >= self.kernel[1]):
+            raise self.error(f"pad {list(self.pad)} must be smaller than the kernel "
+                             f"{list(self.kernel)}")
+        self.round_mode = int(p.round_mode) if "round_mode" in p.DESCRIPTOR.fields_by_name \
+            else CEIL
+
+    def reshape(self, bottoms, tops):
+        shape = bottoms[0].shape
+        if len(shape) != 4:
+            raise self.error(f"the bottom must have 4 axes (num, channels, height, width), "
+                             f"got shape {list(shape)}")
+        kernel = tuple(shape[2:]) if self.global_pooling else self.kernel
+        out = []
+        for size, k, s, p in zip(shape[2:], kernel, self.stride, self.pad):
+            if size + 2 * p < k:
+                raise self.error(f"the kernel {k} is larger than the padded input {size} + 2*{p}"
+                                 f" (bottom shape {list(shape)})")
+            span = size + 2 * p - k
+            o = (-(-span // s) if self.round_mode == CEIL else span // s) + 1
+            if p > 0 and (o - 1) * s >= size + p:
+                o -= 1                       # the last window would start inside the padding
+            out.append(o)
+        self.cur_kernel, self.out_hw = kernel, tuple(out)
+        for top in tops:
+            top.reshape(tuple(shape[:2]) + self.out_hw)
+
+    def _padded(self, x, fill):
+        """x (N, C, H, W) inside a (N, C, Hp, Wp) frame of `fill` that holds every window."""
+        n, c, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw), (oh, ow) = self.cur_kernel, self.stride, self.pad, \
+            self.out_hw
+        hp, wp = max(ph + h, (oh - 1) * sh + kh), max(pw + w, (ow - 1) * sw + kw)
+        xp = np.full((n, c, hp, wp), fill, x.dtype)
+        xp[:, :, ph:ph + h, pw:pw + w] = x
+        return xp
+
+    def _offsets(self):
+        """(offset index, row slice, column slice) of every kernel offset, in Caffe's window
+        order (row-major), over the padded frame."""
+        (kh, kw), (sh, sw), (oh, ow) = self.cur_kernel, self.stride, self.out_hw
+        for i in range(kh):
+            for j in range(kw):
+                yield (i * kw + j, slice(i, i + sh * (oh - 1) + 1, sh),
+                       slice(j, j + sw * (ow - 1) + 1, sw))
+
+    def _pool_size(self, h, w):
+        """(OH, OW) divisors of AVE: the window clipped to the padded image, as Caffe; and
+        whether the window holds any input cell."""
+        sizes, valid = [], []
+        for size, o, k, s, p in zip((h, w), self.out_hw, self.cur_kernel, self.stride,
+                                    self.pad):
+            start = np.arange(o) * s - p
+            end = np.minimum(start + k, size + p)
+            sizes.append(end - start)
+            valid.append(np.minimum(end, size) > np.maximum(start, 0))
+        return np.outer(*sizes).astype(self.dtype), np.outer(*valid)
+
+    def forward(self, bottoms, tops):
+        x = bottoms[0].data                                              # (N, C, H, W)
+        n, c, h, w = x.shape
+        out_shape = (n, c) + self.out_hw
+        if self.method == MAX:
+            xp = self._padded(x, -np.inf)
+            best = np.full(out_shape, -FLT_MAX, x.dtype)
+            self.argmax = am = np.full(out_shape, -1, np.int32)          # kernel offset index
+            better = np.empty(out_shape, bool)
+            for o, rs, cs in self._offsets():
+                v = xp[:, :, rs, cs]
+                np.greater(v, best, out=better)          # strict: the first max wins
+                np.fmax(best, v, out=best)               # NaN never wins, as Caffe's `>`
+                np.subtract(am, (am - o) * better, out=am)   # am = o where better
+            tops[0].data[...] = best
+            if len(tops) == 2:
+                kw = self.cur_kernel[1]
+                rows = (np.arange(self.out_hw[0]) * self.stride[0] - self.pad[0])[:, None]
+                cols = (np.arange(self.out_hw[1]) * self.stride[1] - self.pad[1])[None, :]
+                mask = (rows + self.argmax // kw) * w + cols + self.argmax % kw
+                tops[1].data[...] = np.where(self.argmax >= 0, mask, -1)
+        else:
+            xp = self._padded(x, 0)
+            total = np.zeros(out_shape, x.dtype)
+            for _, rs, cs in self._offsets():
+                total += xp[:, :, rs, cs]
+            size, valid = self._pool_size(h, w)
+            tops[0].data[...] = np.where(valid, total / np.where(valid, size, 1), 0)
+
+    def backward(self, tops, propagate_down, bottoms):
+        if not propagate_down[0]:
+            return
+        dy = tops[0].diff                                                # (N, C, OH, OW)
+        n, c, h, w = bottoms[0].shape
+        dxp = self._padded(np.zeros((n, c, h, w), dy.dtype), 0)
+        if self.method == MAX:
+            for o, rs, cs in self._offsets():
+                dxp[:, :, rs, cs] += np.where(self.argmax == o, dy, 0)
+        else:
+            size, valid = self._pool_size(h, w)
+            share = np.where(valid, dy / np.where(valid, size, 1), 0)
+            for _, rs, cs in self._offsets():
+                dxp[:, :, rs, cs] += share
+        ph, pw = self.pad
+        bottoms[0].diff[...] = dxp[:, :, ph:ph + h, pw:pw + w]
