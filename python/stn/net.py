@@ -149,6 +149,12 @@ class Net:
 
     # ---------------------------------------------------------------- running
     @property
+    def rng(self):
+        """The numpy Generator every layer of this net draws from (Dropout masks, data
+        shuffling, crops); solver snapshots save its state for an exact resume."""
+        return self._rng
+
+    @property
     def inputs(self) -> list:
         """Blobs no layer writes except Input layers: what forward(**inputs) can set."""
         return [name for layer, tops in zip(self.layers, self._tops) if layer.type_name == "Input"

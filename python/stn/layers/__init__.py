@@ -9,5 +9,6 @@ from . import loss
 from . import inner_product
 from . import vision
 from . import spatial_transformer
+from . import data
 
 __all__ = ["LAYER_TYPES", "Layer", "register"]

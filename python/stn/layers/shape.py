@@ -51,8 +51,19 @@ class Input(Layer):
         pass
 
 
+class _SameValuesNewShape(Layer):
+    """Flatten and Reshape: the top holds the bottom's values in a new shape."""
+
+    def forward(self, bottoms, tops):
+        tops[0].data[...] = bottoms[0].data.reshape(tops[0].shape)
+
+    def backward(self, tops, propagate_down, bottoms):
+        if propagate_down[0]:
+            bottoms[0].diff[...] = tops[0].diff.reshape(bottoms[0].shape)
+
+
 @register("Flatten")
-class Flatten(Layer):
+class Flatten(_SameValuesNewShape):
     """Merges the axes [axis, end_axis] into one: (N, C, H, W) -> (N, C*H*W) by default."""
 
     def setup(self, bottoms, tops):
@@ -69,16 +80,10 @@ class Flatten(Layer):
         shape = b.shape[:start] + (b.count(start, end + 1),) + b.shape[end + 1:]
         tops[0].reshape(shape)
 
-    def forward(self, bottoms, tops):
-        tops[0].data[...] = bottoms[0].data.reshape(tops[0].shape)
-
-    def backward(self, tops, propagate_down, bottoms):
-        if propagate_down[0]:
-            bottoms[0].diff[...] = tops[0].diff.reshape(bottoms[0].shape)
 
 
 @register("Reshape")
-class Reshape(Layer):
+class Reshape(_SameValuesNewShape):
     """Replaces the bottom axes [axis, axis + num_axes) by reshape_param.shape.
 
     In the shape, 0 copies the bottom's dimension at the same place and -1 (at most once) is
@@ -127,12 +132,6 @@ class Reshape(Layer):
                              f"from bottom count {b.count()} (bottom shape {b.shape})")
         tops[0].reshape(shape)
 
-    def forward(self, bottoms, tops):
-        tops[0].data[...] = bottoms[0].data.reshape(tops[0].shape)
-
-    def backward(self, tops, propagate_down, bottoms):
-        if propagate_down[0]:
-            bottoms[0].diff[...] = tops[0].diff.reshape(bottoms[0].shape)
 
 
 @register("Concat")
