@@ -22,6 +22,7 @@ from .functional import (
 
 from .config_error import ConfigError
 from .net import TEST, TRAIN, Net
+from .solvers import get_solver
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,7 @@ __all__ = [
     "Net",
     "TEST",
     "TRAIN",
+    "get_solver",
     "affine_grid",
     "affine_grid_backward",
     "build_info",

@@ -1,9 +1,10 @@
 """The `stn` command line: `stn COMMAND [options]`, also `python -m stn COMMAND`.
 
     stn demo --out stn_demo        # warp a test card, write PNGs (see stn/demo.py)
+    stn train -solver S            # Caffe's train / test / time verbs (see stn/caffe_cli.py)
 
-Each subcommand is a module of this package with add_parser(subparsers), which registers
-its options and sets func=main(args); add one by naming its module in SUBCOMMANDS.
+Each module named in SUBCOMMANDS has add_parser(subparsers), which registers its
+subcommand(s) and sets func(args) for each; add one by naming its module there.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from . import __version__
 
 SUBCOMMANDS = (
     "demo",
+    "caffe_cli",  # train, test, time
 )
 
 
