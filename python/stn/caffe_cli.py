@@ -5,7 +5,7 @@
     stn time  -model train_val.prototxt -iterations 10
 
 train logs like Caffe ("Iteration N, loss = ...") and shows a progress bar on an interactive
-terminal (with tqdm installed); Ctrl-C (SIGINT) writes a snapshot before it exits.
+terminal (with tqdm installed: pip install "stn[progress]"); Ctrl-C (SIGINT) writes a snapshot before it exits.
 """
 
 from __future__ import annotations
@@ -76,12 +76,32 @@ def run_train(args) -> int:
         for weights in args.weights.split(","):
             solver.net.copy_from(weights)
     previous = signal.signal(signal.SIGINT, lambda *_: _stop(solver))
+    bar = _progress_bar(solver)
     try:
         solver.solve(args.snapshot)
     finally:
         signal.signal(signal.SIGINT, previous)
-    LOG.info("Optimization Done.")
+        if bar is not None:
+            bar.close()
     return 0
+
+
+def _progress_bar(solver):
+    """A tqdm bar over max_iter on an interactive terminal (when tqdm is installed)."""
+    if not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    bar = tqdm(total=solver.param.max_iter, initial=solver.iter, unit="iter", leave=False)
+
+    def advance(current):
+        bar.n = current.iter
+        bar.set_postfix(loss=f"{current.smoothed_loss:.4g}", refresh=False)
+        bar.refresh()
+    solver.on_iteration = advance
+    return bar
 
 
 def _stop(solver):

@@ -143,6 +143,9 @@ class Solver:
         return [self.net] + list(self.test_nets)
 
     # ------------------------------------------------------------------ training
+    # Called as on_iteration(solver) after every iteration (the CLI's progress bar).
+    on_iteration = None
+
     def request_stop(self) -> None:
         """Asks solve() / step() to snapshot and return after the current iteration (the
         flag is checked once per iteration and once per test batch); safe from a signal handler."""
@@ -183,6 +186,8 @@ class Solver:
             losses.append(loss)
             if p.snapshot and self.iter % p.snapshot == 0:
                 self.snapshot()
+            if self.on_iteration is not None:
+                self.on_iteration(self)
         if self._stop_requested:
             self._stop_requested = False
             self.stopped_early = True
