@@ -216,6 +216,7 @@ void define_for_dtype(py::module_& m) {
 }  // namespace
 
 void define_cuda_entry_points(py::module_& m);  // cuda_bindings.cpp
+void define_pooling(py::module_& m);            // pooling_bindings.cpp
 
 }  // namespace bindings
 }  // namespace stn
@@ -228,4 +229,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &stn::cpu::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &stn::cpu::get_num_threads);
   stn::bindings::define_cuda_entry_points(m);
+  stn::bindings::define_pooling(m);
 }

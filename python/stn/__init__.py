@@ -7,7 +7,14 @@
 See functional.py for the coordinate conventions (those of PyTorch's grid_sample).
 """
 
-from .functional import (
+import os as _os
+
+# OpenMP threads that spin after each parallel region steal the cores numpy's BLAS threads
+# need (and the other way round): in a net, kernels ran 5x slower. Sleep instead, unless the
+# user chose a policy. Must be set before the compiled core loads the OpenMP runtime.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .functional import (  # noqa: E402
     affine_grid,
     affine_grid_backward,
     build_info,

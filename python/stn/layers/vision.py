@@ -10,9 +10,9 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..fillers import new_param_blob
+from .. import _core
 from .base import Layer, register
 
-FLT_MAX = float(np.finfo(np.float32).max)   # Caffe's MAX pooling starts every window at -FLT_MAX
 
 
 def _has(msg, name):
@@ -256,79 +256,32 @@ class Pooling(Layer):
         for top in tops:
             top.reshape(tuple(shape[:2]) + self.out_hw)
 
-    def _padded(self, x, fill):
-        """x (N, C, H, W) inside a (N, C, Hp, Wp) frame of `fill` that holds every window."""
-        n, c, h, w = x.shape
-        (kh, kw), (sh, sw), (ph, pw), (oh, ow) = self.cur_kernel, self.stride, self.pad, \
-            self.out_hw
-        hp, wp = max(ph + h, (oh - 1) * sh + kh), max(pw + w, (ow - 1) * sw + kw)
-        xp = np.full((n, c, hp, wp), fill, x.dtype)
-        xp[:, :, ph:ph + h, pw:pw + w] = x
-        return xp
-
-    def _offsets(self):
-        """(offset index, row slice, column slice) of every kernel offset, in Caffe's window
-        order (row-major), over the padded frame."""
-        (kh, kw), (sh, sw), (oh, ow) = self.cur_kernel, self.stride, self.out_hw
-        for i in range(kh):
-            for j in range(kw):
-                yield (i * kw + j, slice(i, i + sh * (oh - 1) + 1, sh),
-                       slice(j, j + sw * (ow - 1) + 1, sw))
-
-    def _pool_size(self, h, w):
-        """(OH, OW) divisors of AVE: the window clipped to the padded image, as Caffe; and
-        whether the window holds any input cell."""
-        sizes, valid = [], []
-        for size, o, k, s, p in zip((h, w), self.out_hw, self.cur_kernel, self.stride,
-                                    self.pad):
-            start = np.arange(o) * s - p
-            end = np.minimum(start + k, size + p)
-            sizes.append(end - start)
-            valid.append(np.minimum(end, size) > np.maximum(start, 0))
-        return np.outer(*sizes).astype(self.dtype), np.outer(*valid)
+    def _window(self):
+        """(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w) for the core kernels."""
+        return (*self.cur_kernel, *self.stride, *self.pad)
 
     def forward(self, bottoms, tops):
-        x = bottoms[0].data                                              # (N, C, H, W)
-        n, c, h, w = x.shape
-        out_shape = (n, c) + self.out_hw
+        # The window maths is the compiled core's (csrc/cpu/pooling.cpp).
+        x = np.ascontiguousarray(bottoms[0].data)                       # (N, C, H, W)
+        h, w = x.shape[2:]
         if self.method == MAX:
-            xp = self._padded(x, -np.inf)
-            best = np.full(out_shape, -FLT_MAX, x.dtype)
-            self.argmax = am = np.full(out_shape, -1, np.int32)          # kernel offset index
-            better = np.empty(out_shape, bool)
-            for o, rs, cs in self._offsets():
-                v = xp[:, :, rs, cs]
-                np.greater(v, best, out=better)          # strict: the first max wins
-                np.fmax(best, v, out=best)               # NaN never wins, as Caffe's `>`
-                np.subtract(am, (am - o) * better, out=am)   # am = o where better
+            best, self.argmax = _core.max_pool(x, self._window(), *self.out_hw)
             tops[0].data[...] = best
-            if len(tops) == 2:
+            if len(tops) == 2:  # Caffe's mask: the argmax as h * W + w
                 kw = self.cur_kernel[1]
                 rows = (np.arange(self.out_hw[0]) * self.stride[0] - self.pad[0])[:, None]
                 cols = (np.arange(self.out_hw[1]) * self.stride[1] - self.pad[1])[None, :]
                 mask = (rows + self.argmax // kw) * w + cols + self.argmax % kw
                 tops[1].data[...] = np.where(self.argmax >= 0, mask, -1)
         else:
-            xp = self._padded(x, 0)
-            total = np.zeros(out_shape, x.dtype)
-            for _, rs, cs in self._offsets():
-                total += xp[:, :, rs, cs]
-            size, valid = self._pool_size(h, w)
-            tops[0].data[...] = np.where(valid, total / np.where(valid, size, 1), 0)
+            tops[0].data[...] = _core.ave_pool(x, self._window(), *self.out_hw)
 
     def backward(self, tops, propagate_down, bottoms):
         if not propagate_down[0]:
             return
-        dy = tops[0].diff                                                # (N, C, OH, OW)
-        n, c, h, w = bottoms[0].shape
-        dxp = self._padded(np.zeros((n, c, h, w), dy.dtype), 0)
+        dy = np.ascontiguousarray(tops[0].diff)                          # (N, C, OH, OW)
+        x = np.ascontiguousarray(bottoms[0].data)
         if self.method == MAX:
-            for o, rs, cs in self._offsets():
-                dxp[:, :, rs, cs] += np.where(self.argmax == o, dy, 0)
+            bottoms[0].diff[...] = _core.max_pool_backward(dy, self.argmax, x, self._window())
         else:
-            size, valid = self._pool_size(h, w)
-            share = np.where(valid, dy / np.where(valid, size, 1), 0)
-            for _, rs, cs in self._offsets():
-                dxp[:, :, rs, cs] += share
-        ph, pw = self.pad
-        bottoms[0].diff[...] = dxp[:, :, ph:ph + h, pw:pw + w]
+            bottoms[0].diff[...] = _core.ave_pool_backward(dy, x, self._window())

@@ -1,0 +1,126 @@
+// Caffe's MAX and AVE pooling (see stn/pooling.h), one plane per work item: planes are
+// independent, so results are identical for any thread count.
+#include "../stn/pooling.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cstring>
+
+#include "cpu_executor.h"
+
+namespace stn {
+namespace cpu {
+namespace {
+
+// The rows (or columns) of window o inside the image: [begin, end), and the window's start.
+struct Span {
+  index_t start, begin, end;
+};
+
+Span window(index_t o, index_t stride, index_t pad, index_t kernel, index_t size) {
+  const index_t start = o * stride - pad;
+  return Span{start, std::max<index_t>(start, 0), std::min(start + kernel, size)};
+}
+
+// Caffe's divisor: the window clipped to the padded image, not to the image.
+index_t clipped_size(index_t o, index_t stride, index_t pad, index_t kernel, index_t size) {
+  const index_t start = o * stride - pad;
+  return std::min(start + kernel, size + pad) - start;
+}
+
+}  // namespace
+
+template <typename T>
+void max_pool_forward(const T* input, const PoolShape& s, T* output, int32_t* argmax) {
+  const index_t out_plane = s.out_height * s.out_width;
+  parallel_for(s.planes, [&](index_t p) {
+    const T* in = input + p * s.height * s.width;
+    for (index_t oh = 0; oh < s.out_height; ++oh) {
+      const Span rows = window(oh, s.stride_h, s.pad_h, s.kernel_h, s.height);
+      for (index_t ow = 0; ow < s.out_width; ++ow) {
+        const Span cols = window(ow, s.stride_w, s.pad_w, s.kernel_w, s.width);
+        T best = T(-FLT_MAX);
+        int32_t best_offset = -1;
+        for (index_t r = rows.begin; r < rows.end; ++r)
+          for (index_t c = cols.begin; c < cols.end; ++c)
+            if (in[r * s.width + c] > best) {
+              best = in[r * s.width + c];
+              best_offset = int32_t((r - rows.start) * s.kernel_w + (c - cols.start));
+            }
+        output[p * out_plane + oh * s.out_width + ow] = best;
+        argmax[p * out_plane + oh * s.out_width + ow] = best_offset;
+      }
+    }
+  }, 2);
+}
+
+template <typename T>
+void max_pool_backward(const T* grad_output, const int32_t* argmax, const PoolShape& s,
+                       T* grad_input) {
+  const index_t out_plane = s.out_height * s.out_width;
+  parallel_for(s.planes, [&](index_t p) {
+    T* grad = grad_input + p * s.height * s.width;
+    std::memset(grad, 0, sizeof(T) * size_t(s.height * s.width));
+    for (index_t oh = 0; oh < s.out_height; ++oh)
+      for (index_t ow = 0; ow < s.out_width; ++ow) {
+        const index_t o = p * out_plane + oh * s.out_width + ow;
+        if (argmax[o] < 0) continue;
+        const index_t r = oh * s.stride_h - s.pad_h + argmax[o] / s.kernel_w;
+        const index_t c = ow * s.stride_w - s.pad_w + argmax[o] % s.kernel_w;
+        grad[r * s.width + c] += grad_output[o];
+      }
+  }, 2);
+}
+
+template <typename T>
+void ave_pool_forward(const T* input, const PoolShape& s, T* output) {
+  const index_t out_plane = s.out_height * s.out_width;
+  parallel_for(s.planes, [&](index_t p) {
+    const T* in = input + p * s.height * s.width;
+    for (index_t oh = 0; oh < s.out_height; ++oh) {
+      const Span rows = window(oh, s.stride_h, s.pad_h, s.kernel_h, s.height);
+      const index_t size_h = clipped_size(oh, s.stride_h, s.pad_h, s.kernel_h, s.height);
+      for (index_t ow = 0; ow < s.out_width; ++ow) {
+        const Span cols = window(ow, s.stride_w, s.pad_w, s.kernel_w, s.width);
+        T sum = 0;
+        for (index_t r = rows.begin; r < rows.end; ++r)
+          for (index_t c = cols.begin; c < cols.end; ++c) sum += in[r * s.width + c];
+        const bool inside = rows.begin < rows.end && cols.begin < cols.end;
+        const index_t size = size_h * clipped_size(ow, s.stride_w, s.pad_w, s.kernel_w, s.width);
+        output[p * out_plane + oh * s.out_width + ow] = inside ? sum / T(size) : T(0);
+      }
+    }
+  }, 2);
+}
+
+template <typename T>
+void ave_pool_backward(const T* grad_output, const PoolShape& s, T* grad_input) {
+  const index_t out_plane = s.out_height * s.out_width;
+  parallel_for(s.planes, [&](index_t p) {
+    T* grad = grad_input + p * s.height * s.width;
+    std::memset(grad, 0, sizeof(T) * size_t(s.height * s.width));
+    for (index_t oh = 0; oh < s.out_height; ++oh) {
+      const Span rows = window(oh, s.stride_h, s.pad_h, s.kernel_h, s.height);
+      const index_t size_h = clipped_size(oh, s.stride_h, s.pad_h, s.kernel_h, s.height);
+      for (index_t ow = 0; ow < s.out_width; ++ow) {
+        const Span cols = window(ow, s.stride_w, s.pad_w, s.kernel_w, s.width);
+        if (rows.begin >= rows.end || cols.begin >= cols.end) continue;
+        const index_t size = size_h * clipped_size(ow, s.stride_w, s.pad_w, s.kernel_w, s.width);
+        const T share = grad_output[p * out_plane + oh * s.out_width + ow] / T(size);
+        for (index_t r = rows.begin; r < rows.end; ++r)
+          for (index_t c = cols.begin; c < cols.end; ++c) grad[r * s.width + c] += share;
+      }
+    }
+  }, 2);
+}
+
+#define STN_INSTANTIATE_POOLING(T)                                                              \
+  template void max_pool_forward<T>(const T*, const PoolShape&, T*, int32_t*);                  \
+  template void max_pool_backward<T>(const T*, const int32_t*, const PoolShape&, T*);           \
+  template void ave_pool_forward<T>(const T*, const PoolShape&, T*);                            \
+  template void ave_pool_backward<T>(const T*, const PoolShape&, T*);
+STN_INSTANTIATE_POOLING(float)
+STN_INSTANTIATE_POOLING(double)
+
+}  // namespace cpu
+}  // namespace stn
