@@ -142,3 +142,77 @@ def test_save_and_load_hdf5(tmp_path):
 def test_setup_errors_name_file_line_and_layer(text, message):
     with pytest.raises(ConfigError, match=message):
         net_from(text)
+
+
+# ---- regressions from a review against Caffe's Net::Init ------------------------------
+
+FC_RELU = """
+input: "x" input_shape { dim: 2 dim: 3 }
+input: "t" input_shape { dim: 2 dim: 4 }
+layer { name: "fc1" type: "InnerProduct" bottom: "x" top: "h"
+        inner_product_param { num_output: 4 weight_filler { type: "gaussian" std: 1 } } }
+layer { name: "relu" type: "ReLU" bottom: "h" top: "h" %s }
+layer { name: "fc2" type: "InnerProduct" bottom: "h" top: "y"
+        inner_product_param { num_output: 4 weight_filler { type: "gaussian" std: 1 } } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "y" bottom: "t" top: "loss" }
+"""
+
+
+def test_blob_last_written_in_place_is_an_output():
+    text = 'input: "x" input_shape { dim: 2 dim: 3 }\n' \
+           'layer { name: "fc" type: "InnerProduct" bottom: "x" top: "fc" inner_product_param { num_output: 4 } }\n' \
+           'layer { name: "relu" type: "ReLU" bottom: "fc" top: "fc" }'
+    net = net_from(text)
+    assert net.outputs == ["fc"] and set(net.forward(x=np.ones((2, 3)))) == {"fc"}
+
+
+def test_propagate_down_false_on_an_in_place_layer_cuts_the_layers_below():
+    net = net_from(FC_RELU % "propagate_down: false", dtype=np.float64)
+    net.forward(x=np.ones((2, 3)), t=np.zeros((2, 4)))
+    net.backward()
+    assert not net.params["fc1"][0].diff.any() and net.params["fc2"][0].diff.any()
+
+
+def test_gradients_from_an_output_do_not_leak_into_the_next_loss_pass():
+    text = FC_RELU % "" + \
+        'layer { name: "probe" type: "TanH" bottom: "y" top: "probe" }'
+    net = net_from(text, dtype=np.float64)
+    inputs = dict(x=np.linspace(-1, 1, 6).reshape(2, 3), t=np.zeros((2, 4)))
+
+    def loss_grad():
+        for blob in net.learnable:
+            blob.diff[...] = 0
+        net.forward(**inputs)
+        net.backward()
+        return net.params["fc2"][0].diff.copy()
+
+    before = loss_grad()
+    net.forward(**inputs)
+    net.backward(probe=np.ones((2, 4)))
+    np.testing.assert_array_equal(loss_grad(), before)
+
+
+def test_shared_parameter_takes_the_explicit_lr_mult_of_a_sharing_layer():
+    text = """
+    input: "x" input_shape { dim: 2 dim: 3 }
+    layer { name: "a" type: "InnerProduct" bottom: "x" top: "a" param { name: "w" }
+            inner_product_param { num_output: 3 bias_term: false } }
+    layer { name: "b" type: "InnerProduct" bottom: "a" top: "b" param { name: "w" lr_mult: 0 }
+            inner_product_param { num_output: 3 bias_term: false } }
+    """
+    assert net_from(text).param_specs == [(0.0, 1.0)]
+    conflicting = text.replace('param { name: "w" }', 'param { name: "w" lr_mult: 2 }')
+    with pytest.raises(ConfigError, match=r"layer 'b' .*shared parameter 'w' has lr_mult 0 here but 2 in layer 'a'"):
+        net_from(conflicting)
+
+
+def test_hdf5_weights_of_layers_with_slashes_in_their_names(tmp_path):
+    pytest.importorskip("h5py")
+    text = 'input: "x" input_shape { dim: 2 dim: 3 }\n' \
+           'layer { name: "inception_3a/1x1" type: "InnerProduct" bottom: "x" top: "y" ' \
+           'inner_product_param { num_output: 2 weight_filler { type: "gaussian" std: 1 } } }'
+    net = net_from(text)
+    net.save(tmp_path / "w.h5")
+    other = net_from(text.replace("std: 1", "std: 5"), weights=str(tmp_path / "w.h5"))
+    np.testing.assert_array_equal(other.params["inception_3a/1x1"][0].data,
+                                  net.params["inception_3a/1x1"][0].data)

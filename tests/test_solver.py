@@ -321,7 +321,7 @@ def test_mlp_training_loss_falls_and_test_accuracy_rises(tmp_path):
     losses = solver.step(60)
     assert np.mean(losses[-10:]) < 0.3 * np.mean(losses[:5])
     after = solver.test()[0]
-    assert list(after) == ["loss", "accuracy"]
+    assert list(after) == ["accuracy", "loss"]  # Caffe orders outputs by name (std::set)
     assert after["accuracy"] >= 0.9 and after["accuracy"] > before["accuracy"]
     assert after["loss"] < before["loss"]
 
@@ -349,9 +349,10 @@ def test_test_scores_are_means_over_test_iter_with_shared_weights(tmp_path, capl
         for name in ("loss", "accuracy"):
             want = np.mean([o[name] for o in outs])
             assert scores[k][name] == pytest.approx(want, rel=1e-5)
-    line = f"    Test net output #0: loss = {scores[1]['loss']:g} (* 1 = {scores[1]['loss']:g} loss)"
+    # Outputs are numbered in Caffe's order: by name.
+    line = f"    Test net output #1: loss = {scores[1]['loss']:g} (* 1 = {scores[1]['loss']:g} loss)"
     assert line in caplog.text
-    assert f"    Test net output #1: accuracy = {scores[1]['accuracy']:g}\n" in caplog.text + "\n"
+    assert f"    Test net output #0: accuracy = {scores[1]['accuracy']:g}\n" in caplog.text + "\n"
 
 
 def test_loss_weight_in_test_and_train_output_lines(tmp_path, caplog):

@@ -27,6 +27,12 @@ from .net_graph import PHASES, filtered_layers, insert_splits, loss_weight_of
 TRAIN, TEST = 0, 1  # pycaffe's caffe.TRAIN / caffe.TEST
 
 
+def _has_v1_layers(message) -> bool:
+    """Whether a NetParameter carries the V1 `layers` field (number 2), unknown to our schema."""
+    from google.protobuf import unknown_fields
+    return any(field.field_number == 2 for field in unknown_fields.UnknownFieldSet(message))
+
+
 def phase_name(phase) -> str:
     if phase in (TRAIN, "TRAIN"):
         return "TRAIN"
@@ -100,22 +106,33 @@ class Net:
                 raise layer.error(f"takes {wanted} {what} blob(s), got {count}")
 
     def _share_params(self, layer, layer_param, shared):
+        """Registers the layer's parameter blobs; a `param { name }` seen before makes this
+        layer use the first owner's blob. As in Caffe, lr_mult / decay_mult come from the
+        first layer that sets them explicitly, and two explicit values must agree."""
         specs = list(layer_param.param)
         for k, blob in enumerate(layer.blobs):
             spec = specs[k] if k < len(specs) else None
             name = spec.name if spec is not None and spec.name else ""
+            explicit = {field: getattr(spec, field) for field in ("lr_mult", "decay_mult")
+                        if spec is not None and spec.HasField(field)}
             if name and name in shared:
-                owner_blob, owner = shared[name]
+                owner_blob, owner, index, owner_explicit = shared[name]
                 if owner_blob.shape != blob.shape:
                     raise layer.error(f"shared parameter '{name}' has shape {blob.shape} here but "
                                       f"{owner_blob.shape} in layer '{owner}'")
                 layer.blobs[k] = owner_blob
+                for field, value in explicit.items():
+                    if field in owner_explicit and owner_explicit[field] != value:
+                        raise layer.error(f"shared parameter '{name}' has {field} {value:g} here "
+                                          f"but {owner_explicit[field]:g} in layer '{owner}'")
+                    owner_explicit.setdefault(field, value)
+                self.param_specs[index] = (owner_explicit.get("lr_mult", 1.0),
+                                           owner_explicit.get("decay_mult", 1.0))
                 continue
             if name:
-                shared[name] = (blob, layer_param.name)
+                shared[name] = (blob, layer_param.name, len(self.learnable), explicit)
             self.learnable.append(blob)
-            self.param_specs.append((spec.lr_mult if spec is not None else 1.0,
-                                     spec.decay_mult if spec is not None else 1.0))
+            self.param_specs.append((explicit.get("lr_mult", 1.0), explicit.get("decay_mult", 1.0)))
 
     def _plan_backward(self, force_backward: bool):
         """Which layers run backward, and which of their bottoms get a gradient."""
@@ -126,25 +143,35 @@ class Net:
             explicit = list(layer.param.propagate_down)
             down = []
             for j, bottom in enumerate(bottoms):
-                wanted = id(bottom) in needs_grad or (force_backward and layer.allow_force_backward(j))
-                down.append(bool(explicit[j]) if j < len(explicit) else wanted)
+                forced = force_backward and layer.allow_force_backward(j)
+                wanted = bool(explicit[j]) if j < len(explicit) else id(bottom) in needs_grad
+                down.append(wanted or forced)  # Caffe: force_backward wins over propagate_down
             has_params = any(lr.get(id(b), 0) != 0 for b in layer.blobs)
             if any(down) or has_params:
                 needs_grad.update(id(t) for t in tops)
             self._propagate.append(down)
         self._force_backward = force_backward
+        self._diffs_from_outputs = False
         self._run_backward = self._layers_feeding(self.loss_weights)
 
     def _layers_feeding(self, sources) -> list:
         """Per layer: whether it runs backward when gradients start at the blobs named in
         `sources` (the loss tops, plus any output diffs given): it must lie on a path to one
         of them (or force_backward) and have a bottom or a parameter to send gradient to."""
+        lr = {id(b): spec[0] for b, spec in zip(self.learnable, self.param_specs)}
         reached = {id(self.blobs[name]) for name in sources}
         run = [False] * len(self.layers)
         for i in reversed(range(len(self.layers))):
-            if self._force_backward or any(id(t) in reached for t in self._tops[i]):
-                run[i] = any(self._propagate[i]) or bool(self.layers[i].blobs)
-                reached.update(id(b) for b in self._bottoms[i])
+            tops, bottoms, down = self._tops[i], self._bottoms[i], self._propagate[i]
+            if not (self._force_backward or any(id(t) in reached for t in tops)):
+                continue
+            # The layer consumes its tops' gradient; an in-place bottom (the same blob) is
+            # reached again only if this layer sends gradient through it.
+            reached.difference_update(id(t) for t in tops)
+            trains = any(lr.get(id(b), 0) != 0 for b in self.layers[i].blobs)
+            run[i] = any(down) or trains
+            if run[i]:
+                reached.update(id(b) for b, d in zip(bottoms, down) if d)
         return run
 
     # ---------------------------------------------------------------- running
@@ -162,8 +189,13 @@ class Net:
 
     @property
     def outputs(self) -> list:
-        read = {name for layer in self.layers for name in layer.param.bottom}
-        return [name for layer in self.layers for name in layer.param.top if name not in read]
+        """Blobs left unread after the last layer (Caffe's available blobs, sorted as Caffe's
+        std::set): a layer's bottoms leave the set, its tops enter it, in-place ones included."""
+        available = set()
+        for layer in self.layers:
+            available.difference_update(layer.param.bottom)
+            available.update(layer.param.top)
+        return sorted(available)
 
     @property
     def params(self) -> OrderedDict:
@@ -196,6 +228,12 @@ class Net:
     def backward(self, **diffs) -> dict:
         """Runs backward from the loss tops (their diff = loss_weight) and any output diffs
         given; returns {input blob: diff}."""
+        if diffs or self._diffs_from_outputs:
+            # Gradients started at outputs reach layers a loss-only pass skips; their diffs
+            # must not leak into the next pass (a Split would sum a stale copy).
+            for blob in self.blobs.values():
+                blob.diff[...] = 0
+        self._diffs_from_outputs = bool(diffs)
         for name, weight in self.loss_weights.items():
             self.blobs[name].diff[...] = weight
         for name, value in diffs.items():
@@ -216,9 +254,14 @@ class Net:
             from .weights_hdf5 import read_weights_hdf5
             stored = read_weights_hdf5(path)
         else:
+            message = read_caffemodel(path)
+            if not message.layer and _has_v1_layers(message):
+                raise ConfigError(f"{path}: no layers in the new format: a V1 caffemodel "
+                                  "('layers' entries) must be upgraded with Caffe's "
+                                  "upgrade_net_proto_binary first")
             stored = {layer.name: [np.asarray(b.data, np.float64).reshape(tuple(b.shape.dim) or
                                    (b.num, b.channels, b.height, b.width)) for b in layer.blobs]
-                      for layer in read_caffemodel(path).layer if layer.blobs}
+                      for layer in message.layer if layer.blobs}
         for layer in self.layers:
             if layer.name not in stored:
                 continue

@@ -27,14 +27,25 @@ def read_weights_hdf5(path) -> dict:
             if "data" not in f:
                 raise ConfigError(f"{path}: not a Caffe HDF5 weights file (no 'data' group)")
             weights = {}
-            for name, group in f["data"].items():
-                keys = sorted(group.keys(), key=int)
-                if keys != [str(k) for k in range(len(keys))]:
-                    raise ConfigError(f"{path}: layer '{name}' has blobs {keys}, expected 0..{len(keys) - 1}")
-                weights[name] = [np.asarray(group[k], np.float64) for k in keys]
+            _collect_layers(path, f["data"], "", weights)
             return weights
     except OSError as error:
         raise ConfigError(f"{path}: cannot read HDF5 weights: {error}") from None
+
+
+def _collect_layers(path, group, prefix: str, weights: dict) -> None:
+    """A layer is a group of datasets "0", "1", ...; a layer name with "/" (e.g.
+    inception_3a/1x1) is stored by h5py as nested groups, so walk them and join the names."""
+    for name, item in group.items():
+        full = f"{prefix}{name}"
+        keys = list(item.keys())
+        if keys and all(key.isdigit() for key in keys):
+            keys.sort(key=int)
+            if keys != [str(k) for k in range(len(keys))]:
+                raise ConfigError(f"{path}: layer '{full}' has blobs {keys}, expected 0..{len(keys) - 1}")
+            weights[full] = [np.asarray(item[k], np.float64) for k in keys]
+        else:
+            _collect_layers(path, item, full + "/", weights)
 
 
 def write_weights_hdf5(path, weights: dict) -> None:

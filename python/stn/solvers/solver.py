@@ -103,8 +103,7 @@ class Solver:
             share_trained_layers(self.net, test_net, k, self.path)
         for entry in p.weights:
             for path in entry.split(","):
-                log.info("Loading weights from %s", path)
-                self.net.copy_from(self.config.resolve(path))
+                self.load_weights(self.config.resolve(path))
         self.iter = 0
         self.current_step = 0
         n = len(self.net.learnable)
@@ -143,6 +142,13 @@ class Solver:
         return [self.net] + list(self.test_nets)
 
     # ------------------------------------------------------------------ training
+    def load_weights(self, path) -> None:
+        """Loads trained weights by layer name into the train net and every test net (as
+        Caffe does: a layer that only a test net has gets its weights too)."""
+        log.info("Loading weights from %s", path)
+        for net in [self.net, *self.test_nets]:
+            net.copy_from(path)
+
     # Called as on_iteration(solver) after every iteration (the CLI's progress bar).
     on_iteration = None
 
