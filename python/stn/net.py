@@ -3,7 +3,8 @@
     net = stn.Net("prototxt/st_zoom_translate.prototxt", stn.TEST)
     out = net.forward(data=images, theta=translations)     # {output blob: array}
     net.blobs["transformed"].data                          # numpy views, as in pycaffe
-    grads = net.backward(transformed=np.ones_like(...))    # {input blob: diff}
+    grads = net.backward(transformed=np.ones_like(...))    # {input blob: diff}; inputs get a
+                                                           # gradient only with force_backward
 
 Set-up follows Caffe's Net::Init: phase filtering, implicit Split layers (net_graph.py),
 in-place layers, parameter sharing through `param { name }`, and which layers need a
