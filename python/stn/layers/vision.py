@@ -170,10 +170,12 @@ class Convolution(Layer):
             x = self._as_nchw(bottom)
             n = x.shape[0]
             y = np.matmul(w, self._cols(x))                              # (G, M/G, N*OH*OW)
-            y = y.reshape(m, n, *self.out_hw).transpose(1, 0, 2, 3)      # (N, M, OH, OW)
-            if self.bias_term:
-                y = y + self.blobs[1].data[:, None, None]
-            top.data[...] = y.reshape(top.shape)
+            y = y.reshape(m, n, -1).transpose(1, 0, 2)                   # (N, M, OH*OW) view
+            out = top.data.reshape(n, m, -1)                             # top, same memory
+            if self.bias_term:  # one pass: transpose, add the bias, write the top
+                np.add(y, self.blobs[1].data[None, :, None], out=out)
+            else:
+                out[...] = y
 
     def backward(self, tops, propagate_down, bottoms):
         g, m = self.group, self.num_output
