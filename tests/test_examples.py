@@ -53,3 +53,13 @@ def test_mnist_stn_test_phase_has_accuracy(mnist_stn, monkeypatch):
     assert set(outputs) == {"accuracy", "loss"}
     assert net.blobs["data"].shape == (100, 1, 28, 28)
     assert 0 <= float(outputs["accuracy"]) <= 1
+
+
+def test_mnist_stn_solver_trains_a_few_iterations(mnist_stn, monkeypatch):
+    monkeypatch.chdir(mnist_stn)
+    solver = stn.get_solver(str(mnist_stn / "solver.prototxt"))
+    losses = solver.step(3)
+    assert solver.iter == 3 and len(losses) == 3 and all(np.isfinite(losses))
+    # The localisation net's last layer moved away from the identity it started at.
+    assert not np.array_equal(solver.net.params["loc_reg"][1].data, [1, 0, 0, 0, 1, 0])
+    assert solver.test_nets[0].params["conv1"][0] is solver.net.params["conv1"][0]
