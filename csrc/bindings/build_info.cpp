@@ -38,7 +38,7 @@ const char* compiled_simd_level() {
 #endif
 }
 
-std::vector<int> parse_architectures(const std::string& text) {
+[[maybe_unused]] std::vector<int> parse_architectures(const std::string& text) {
   // CMake passes the list ";"-separated (or space-separated); entries may carry -real/-virtual.
   std::vector<int> architectures;
   std::string token;
