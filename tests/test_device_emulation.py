@@ -17,6 +17,7 @@ from conftest import DTYPES, MODES, PADDINGS, random_grid, random_theta
 
 ALL_OPTIONS = list(itertools.product(MODES, PADDINGS, (False, True)))
 MODE_CODE = {m: i for i, m in enumerate(MODES)}
+AFFINE = (0, 6, 0, (0.0,) * 6, 0, 0)  # stn.transforms.Family("affine", ...).core_args()
 PADDING_CODE = {p: i for i, p in enumerate(PADDINGS)}
 
 
@@ -53,13 +54,12 @@ def test_emulated_kernels_equal_cpu(rng, dtype, mode, padding, align, determinis
 
     for shared in (False, True):
         t = np.ascontiguousarray(theta[0]) if shared else theta
-        assert_backends_agree("affine_grid", t, n, ho, wo, align)
-        assert_backends_agree("spatial_transform", x, t, ho, wo, m, p, align)
+        assert_backends_agree("transform_grid", t, AFFINE, None, shared, n, ho, wo, align)
+        assert_backends_agree("spatial_transform", x, t, AFFINE, None, shared, ho, wo, m, p, align)
         for input_grad in (True, False):
-            assert_backends_agree("spatial_transform_backward", grad_output, x, t, m, p, align,
-                                  input_grad, deterministic)
-    for shared in (False, True):
-        assert_backends_agree("affine_grid_backward", grid, align, shared)
+            assert_backends_agree("spatial_transform_backward", grad_output, x, t, AFFINE, None,
+                                  shared, m, p, align, input_grad, deterministic)
+        assert_backends_agree("transform_grid_backward", grid, t, AFFINE, None, shared, align)
     assert_backends_agree("grid_sample", x, grid, m, p, align)
     for input_grad in (True, False):
         assert_backends_agree("grid_sample_backward", grad_output, x, grid, m, p, align, input_grad,

@@ -63,3 +63,28 @@ def test_mnist_stn_solver_trains_a_few_iterations(mnist_stn, monkeypatch):
     # The localisation net's last layer moved away from the identity it started at.
     assert not np.array_equal(solver.net.params["loc_reg"][1].data, [1, 0, 0, 0, 1, 0])
     assert solver.test_nets[0].params["conv1"][0] is solver.net.params["conv1"][0]
+
+
+def copy_example(tmp_path, name):
+    folder = tmp_path / name
+    shutil.copytree(os.path.dirname(example_path(f"{name}/train_val.prototxt")), folder)
+    write_digits(str(folder), "train", 96, 28, 0)
+    write_digits(str(folder), "test", 100, 28, 1)
+    return folder
+
+
+# The rotation-only and TPS ST-CNNs: theta of the size their transform_type expects, the
+# identity at the start, and a solver that trains them.
+@pytest.mark.parametrize("name,theta_size", [("rotation_stn", 1), ("tps_stn", 18)])
+def test_family_examples_start_at_the_identity_and_train(tmp_path, monkeypatch, name, theta_size):
+    folder = copy_example(tmp_path, name)
+    monkeypatch.chdir(folder)
+    net = stn.Net(str(folder / "train_val.prototxt"), stn.TRAIN)
+    net.forward()
+    assert net.blobs["theta"].shape == (64, theta_size)
+    np.testing.assert_allclose(net.blobs["st_output"].data, net.blobs["data"].data, atol=1e-5)
+    solver = stn.get_solver(str(folder / "solver.prototxt"))
+    start = solver.net.params["loc_reg"][0].data.copy()
+    losses = solver.step(3)
+    assert all(np.isfinite(losses))
+    assert not np.array_equal(solver.net.params["loc_reg"][0].data, start)  # the loc net learns

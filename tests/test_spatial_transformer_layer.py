@@ -114,7 +114,15 @@ def test_identity_theta_reproduces_the_input_up_to_the_forks_half_pixel():
     ("theta_1_1: 0.5", (2, 6), r"theta must be \(N, 5\).*1 of the 6 entries are fixed.*theta_1_1"),
     ("", (2, 4), r"theta must be \(N, 6\)"),
     ("", (3, 6), r"theta must be \(N, 6\) with N = 2"),
-    ('transform_type: "projective"', (2, 6), r"transform_type must be one of"),
+    ('transform_type: "perspective"', (2, 6), r"transform_type must be one of"),
+    ('transform_type: "projective"', (2, 6), r"theta must be \(N, 8\) with N = 2"),
+    ('transform_type: "rotation"', (2, 2), r"theta must be \(N, 1\) or \(N, 3\)"),
+    ('transform_type: "tps"', (2, 6), r"theta must be \(N, 8\).*2 x 2 TPS control points"),
+    ('transform_type: "tps" tps_grid_h: 3 tps_grid_w: 4', (2, 18), r"theta must be \(N, 24\)"),
+    ('transform_type: "tps" tps_grid_h: 3', (2, 18), r"both tps_grid_h and tps_grid_w"),
+    ('transform_type: "rigid" theta_1_1: 1', (2, 3), r"theta_1_1 fix entries of transform_type 'affine' only"),
+    ('padding: "wrap"', (2, 6), r"padding must be one of"),
+    ("align_corners: true", (2, 6), r"align_corners applies to the transform_types other than"),
     ('sampler_type: "lanczos"', (2, 6), r"sampler_type must be one of"),
 ])
 def test_configuration_errors_name_the_rule(st_text, theta_shape, message):

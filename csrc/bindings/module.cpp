@@ -5,9 +5,12 @@
 // releases the GIL and calls the kernels. Nothing else here knows about Python.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
+#include <tuple>
 
 #include "../stn/api.h"
 
@@ -64,42 +67,99 @@ Backend parse_backend(const std::string& name) {
     else emulated::function(__VA_ARGS__);                       \
   } while (0)
 
-// theta is (N, 2, 3), or (2, 3) shared by the batch: returns the stride between thetas.
+// A transformation family as Python passes it: (code, params per image, fixed-entry mask,
+// the six fixed values, tps_grid_h, tps_grid_w); tps_solution is None or (K + 3, K).
+using FamilyArgs = std::tuple<int, int, unsigned, std::array<double, 6>, int, int>;
+
 template <typename T>
-index_t theta_stride_of(const Array<T>& theta, index_t batch) {
-  if (theta.ndim() == 2) {
-    require_shape(theta, {2, 3}, "theta");
-    return 0;
+struct FamilyCall {
+  FamilySpec<T> spec;
+  Array<T> solution;  // keeps the TPS matrix alive for the call
+};
+
+template <typename T>
+FamilyCall<T> make_family(const FamilyArgs& args, const py::object& tps_solution) {
+  FamilyCall<T> family{};
+  FamilySpec<T>& spec = family.spec;
+  require(std::get<0>(args) >= 0 && std::get<0>(args) <= int(stn::Family::Tps), "unknown family code");
+  spec.family = stn::Family(std::get<0>(args));
+  spec.params = std::get<1>(args);
+  spec.fixed_mask = std::get<2>(args);
+  for (int i = 0; i < 6; ++i) spec.fixed_value[i] = T(std::get<3>(args)[i]);
+  spec.tps_grid_h = std::get<4>(args);
+  spec.tps_grid_w = std::get<5>(args);
+  spec.tps_solution = nullptr;
+  if (spec.family == stn::Family::Tps && !tps_solution.is_none()) {
+    family.solution = py::cast<Array<T>>(tps_solution);
+    const index_t k = index_t(spec.tps_grid_h) * spec.tps_grid_w;
+    require_shape(family.solution, {k + 3, k}, "tps_solution");
+    spec.tps_solution = family.solution.data();
   }
-  require_shape(theta, {batch, 2, 3}, "theta");
-  return 6;
+  const char* error = family_spec_error(spec);
+  require(error == nullptr, error == nullptr ? "" : error);
+  return family;
+}
+
+// params hold (shared ? 1 : batch) sets of spec.params values, whatever their shape.
+template <typename T>
+index_t images_of(const Array<T>& params, const FamilySpec<T>& spec, bool shared, index_t batch) {
+  const index_t images = shared ? 1 : batch;
+  require(index_t(params.size()) == images * spec.params,
+          "params must hold " + std::to_string(images) + " x " + std::to_string(spec.params) +
+              " values, got shape " + shape_text(params));
+  return images;
 }
 
 template <typename T>
-Array<T> affine_grid(const Array<T>& theta, index_t batch, index_t height, index_t width,
-                     bool align_corners, const std::string& backend_name) {
+Array<T> same_shape_as(const py::array& a) {
+  return Array<T>(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+}
+
+// coefficients (images, count) of each image's point map: theta (2, 3) for the matrix
+// families, h (8) for projective (stn.transforms.to_matrix).
+template <typename T>
+Array<T> transform_coefficients(const Array<T>& params, const FamilyArgs& family_args,
+                                const py::object& tps_solution, index_t images,
+                                const std::string& backend_name) {
+  const Backend backend = parse_backend(backend_name);
+  const FamilyCall<T> family = make_family<T>(family_args, tps_solution);
+  require(images >= 0, "images must not be negative");
+  images_of(params, family.spec, false, images);
+  Array<T> coefficients({images, index_t(family.spec.coefficients())});
+  STN_CALL(backend, transform_coefficients<T>, params.data(), family.spec, images,
+           coefficients.mutable_data());
+  return coefficients;
+}
+
+template <typename T>
+Array<T> transform_grid(const Array<T>& params, const FamilyArgs& family_args,
+                        const py::object& tps_solution, bool shared, index_t batch, index_t height,
+                        index_t width, bool align_corners, const std::string& backend_name) {
   const Backend backend = parse_backend(backend_name);
   require(batch > 0 && height > 0 && width > 0, "size must be positive");
-  const index_t theta_stride = theta_stride_of(theta, batch);
+  const FamilyCall<T> family = make_family<T>(family_args, tps_solution);
+  images_of(params, family.spec, shared, batch);
   Array<T> grid({batch, height, width, index_t(2)});
-  STN_CALL(backend, affine_grid<T>, theta.data(), theta_stride, batch, height, width, align_corners,
-           grid.mutable_data());
+  STN_CALL(backend, transform_grid<T>, params.data(), family.spec, shared, batch, height, width,
+           align_corners, grid.mutable_data());
   return grid;
 }
 
-// grad_theta is (N, 2, 3), or (2, 3) summed over the batch when `shared`.
 template <typename T>
-Array<T> affine_grid_backward(const Array<T>& grad_grid, bool align_corners, bool shared,
-                              const std::string& backend_name) {
+Array<T> transform_grid_backward(const Array<T>& grad_grid, const Array<T>& params,
+                                 const FamilyArgs& family_args, const py::object& tps_solution,
+                                 bool shared, bool align_corners, const std::string& backend_name) {
   const Backend backend = parse_backend(backend_name);
   require(grad_grid.ndim() == 4 && grad_grid.shape(3) == 2,
           "grad_grid must be (N, H, W, 2), got " + shape_text(grad_grid));
   const index_t batch = grad_grid.shape(0), height = grad_grid.shape(1), width = grad_grid.shape(2);
   require(batch > 0 && height > 0 && width > 0, "grad_grid must not be empty");
-  Array<T> grad_theta = shared ? Array<T>({index_t(2), index_t(3)}) : Array<T>({batch, index_t(2), index_t(3)});
-  STN_CALL(backend, affine_grid_backward<T>, grad_grid.data(), batch, height, width, align_corners,
-           shared ? 1 : batch, grad_theta.mutable_data());
-  return grad_theta;
+  const FamilyCall<T> family = make_family<T>(family_args, tps_solution);
+  images_of(params, family.spec, shared, batch);
+  Array<T> grad_params = same_shape_as<T>(params);
+  STN_CALL(backend, transform_grid_backward<T>, grad_grid.data(), params.data(), family.spec,
+           shared, batch, height, width, align_corners, grad_params.mutable_data());
+  return grad_params;
 }
 
 template <typename T>
@@ -157,46 +217,54 @@ py::tuple grid_sample_backward(const Array<T>& grad_output, const Array<T>& inpu
 }
 
 template <typename T>
-Array<T> spatial_transform(const Array<T>& input, const Array<T>& theta, index_t out_height,
-                           index_t out_width, int mode, int padding, bool align_corners,
-                           const std::string& backend_name) {
+Array<T> spatial_transform(const Array<T>& input, const Array<T>& params,
+                           const FamilyArgs& family_args, const py::object& tps_solution,
+                           bool shared, index_t out_height, index_t out_width, int mode, int padding,
+                           bool align_corners, const std::string& backend_name) {
   const Backend backend = parse_backend(backend_name);
   const SamplerShape shape = sampler_shape(input, out_height, out_width);
   const SamplerOptions options = make_options(mode, padding, align_corners);
-  const index_t theta_stride = theta_stride_of(theta, shape.batch);
+  const FamilyCall<T> family = make_family<T>(family_args, tps_solution);
+  images_of(params, family.spec, shared, shape.batch);
   Array<T> output({shape.batch, shape.channels, out_height, out_width});
-  STN_CALL(backend, spatial_transform_forward<T>, input.data(), theta.data(), theta_stride, shape,
-           options, output.mutable_data());
+  STN_CALL(backend, spatial_transform_forward<T>, input.data(), params.data(), family.spec, shared,
+           shape, options, output.mutable_data());
   return output;
 }
 
 template <typename T>
 py::tuple spatial_transform_backward(const Array<T>& grad_output, const Array<T>& input,
-                                     const Array<T>& theta, int mode, int padding,
-                                     bool align_corners, bool input_grad, bool deterministic,
-                                     const std::string& backend_name) {
+                                     const Array<T>& params, const FamilyArgs& family_args,
+                                     const py::object& tps_solution, bool shared, int mode,
+                                     int padding, bool align_corners, bool input_grad,
+                                     bool deterministic, const std::string& backend_name) {
   const Backend backend = parse_backend(backend_name);
   require(grad_output.ndim() == 4, "grad_output must be (N, C, Ho, Wo), got " + shape_text(grad_output));
   const SamplerShape shape = sampler_shape(input, grad_output.shape(2), grad_output.shape(3));
   const SamplerOptions options = make_options(mode, padding, align_corners);
   require_shape(grad_output, {shape.batch, shape.channels, shape.out_height, shape.out_width}, "grad_output");
-  const index_t theta_stride = theta_stride_of(theta, shape.batch);
-  Array<T> grad_theta = theta_stride == 0 ? Array<T>({index_t(2), index_t(3)})
-                                          : Array<T>({shape.batch, index_t(2), index_t(3)});
+  const FamilyCall<T> family = make_family<T>(family_args, tps_solution);
+  images_of(params, family.spec, shared, shape.batch);
+  Array<T> grad_params = same_shape_as<T>(params);
   py::object grad_input_object = py::none();
   T* grad_input = input_grad ? allocate_like_input<T>(shape, &grad_input_object) : nullptr;
-  STN_CALL(backend, spatial_transform_backward<T>, grad_output.data(), input.data(), theta.data(),
-           theta_stride, shape, options, deterministic, grad_input, grad_theta.mutable_data());
-  return py::make_tuple(grad_input_object, grad_theta);
+  STN_CALL(backend, spatial_transform_backward<T>, grad_output.data(), input.data(), params.data(),
+           family.spec, shared, shape, options, deterministic, grad_input,
+           grad_params.mutable_data());
+  return py::make_tuple(grad_input_object, grad_params);
 }
 
 // Registers one function for float32 and float64, with no implicit dtype conversion.
 template <typename T>
 void define_for_dtype(py::module_& m) {
-  m.def("affine_grid", &affine_grid<T>, py::arg("theta").noconvert(), py::arg("batch"),
-        py::arg("height"), py::arg("width"), py::arg("align_corners"), py::arg("backend") = "cpu");
-  m.def("affine_grid_backward", &affine_grid_backward<T>, py::arg("grad_grid").noconvert(),
-        py::arg("align_corners"), py::arg("shared"), py::arg("backend") = "cpu");
+  m.def("transform_coefficients", &transform_coefficients<T>, py::arg("params").noconvert(),
+        py::arg("family"), py::arg("tps_solution"), py::arg("images"), py::arg("backend") = "cpu");
+  m.def("transform_grid", &transform_grid<T>, py::arg("params").noconvert(), py::arg("family"),
+        py::arg("tps_solution"), py::arg("shared"), py::arg("batch"), py::arg("height"),
+        py::arg("width"), py::arg("align_corners"), py::arg("backend") = "cpu");
+  m.def("transform_grid_backward", &transform_grid_backward<T>, py::arg("grad_grid").noconvert(),
+        py::arg("params").noconvert(), py::arg("family"), py::arg("tps_solution"),
+        py::arg("shared"), py::arg("align_corners"), py::arg("backend") = "cpu");
   m.def("grid_sample", &grid_sample<T>, py::arg("input").noconvert(), py::arg("grid").noconvert(),
         py::arg("mode"), py::arg("padding"), py::arg("align_corners"), py::arg("backend") = "cpu");
   m.def("grid_sample_backward", &grid_sample_backward<T>, py::arg("grad_output").noconvert(),
@@ -204,13 +272,14 @@ void define_for_dtype(py::module_& m) {
         py::arg("padding"), py::arg("align_corners"), py::arg("input_grad"),
         py::arg("deterministic") = false, py::arg("backend") = "cpu");
   m.def("spatial_transform", &spatial_transform<T>, py::arg("input").noconvert(),
-        py::arg("theta").noconvert(), py::arg("out_height"), py::arg("out_width"), py::arg("mode"),
+        py::arg("params").noconvert(), py::arg("family"), py::arg("tps_solution"),
+        py::arg("shared"), py::arg("out_height"), py::arg("out_width"), py::arg("mode"),
         py::arg("padding"), py::arg("align_corners"), py::arg("backend") = "cpu");
   m.def("spatial_transform_backward", &spatial_transform_backward<T>,
         py::arg("grad_output").noconvert(), py::arg("input").noconvert(),
-        py::arg("theta").noconvert(), py::arg("mode"), py::arg("padding"),
-        py::arg("align_corners"), py::arg("input_grad"), py::arg("deterministic") = false,
-        py::arg("backend") = "cpu");
+        py::arg("params").noconvert(), py::arg("family"), py::arg("tps_solution"),
+        py::arg("shared"), py::arg("mode"), py::arg("padding"), py::arg("align_corners"),
+        py::arg("input_grad"), py::arg("deterministic") = false, py::arg("backend") = "cpu");
 }
 
 }  // namespace

@@ -13,26 +13,52 @@
 // All pointers are device pointers to contiguous arrays.
 #pragma once
 
+#include <type_traits>
+
 #include "dispatch.h"
 #include "kernel_bodies.h"
 
 namespace stn {
 namespace device_ops {
 
+// Per-image coefficients of the family's point map: (images, family.coefficients()).
 template <typename Exec, typename T>
-void affine_grid(Exec& exec, const T* theta, index_t theta_stride, index_t batch, index_t height,
-                 index_t width, bool align_corners, T* grid) {
-  const AffineCoords<T> coords{theta, theta_stride, height, width, align_corners};
-  exec.launch_pixels(batch, height, width, AffineGridPixel<T>{coords, grid});
+auto point_map_coefficients(Exec& exec, const FamilySpec<T>& family, const T* params, index_t images) {
+  auto coefficients = exec.template buffer<T>(images * family.coefficients());
+  exec.launch(images, ParamsToCoefficients<T>{family, params, coefficients.data()});
+  return coefficients;
 }
 
-// thetas = batch, or 1 when theta is shared (then every image sums into it).
+template <typename Coords>
+using CoordsType = std::decay_t<Coords>;
+
+// The grid generator: grid (N, H, W, 2) from params (N, P), or one shared set (P).
 template <typename Exec, typename T>
-void affine_grid_backward(Exec& exec, const T* grad_grid, index_t batch, index_t height,
-                          index_t width, bool align_corners, index_t thetas, T* grad_theta) {
-  auto partials = exec.template buffer<double>(batch * height * 6);
-  exec.launch(batch * height, AffineGridGradRow<T>{grad_grid, height, width, align_corners, partials.data()});
-  exec.launch(thetas, ReduceThetaRows<T>{partials.data(), batch * height / thetas, grad_theta});
+void transform_grid(Exec& exec, const T* params, const FamilySpec<T>& family, bool shared,
+                    index_t batch, index_t height, index_t width, bool align_corners, T* grid) {
+  auto coefficients = point_map_coefficients(exec, family, params, shared ? 1 : batch);
+  with_point_map(family, coefficients.data(), shared, BaseGrid<T>{height, width, align_corners},
+                 [&](const auto& coords) {
+                   using Coords = CoordsType<decltype(coords)>;
+                   exec.launch_pixels(batch, height, width, MapGridPixel<T, Coords>{coords, grid});
+                 });
+}
+
+// Its adjoint: grad_params with params' shape (a shared set sums over the batch).
+template <typename Exec, typename T>
+void transform_grid_backward(Exec& exec, const T* grad_grid, const T* params,
+                             const FamilySpec<T>& family, bool shared, index_t batch,
+                             index_t height, index_t width, bool align_corners, T* grad_params) {
+  const index_t images = shared ? 1 : batch, rows = batch * height;
+  auto coefficients = point_map_coefficients(exec, family, params, images);
+  auto partials = exec.template buffer<double>(rows * family.coefficients());
+  with_point_map(family, coefficients.data(), shared, BaseGrid<T>{height, width, align_corners},
+                 [&](const auto& coords) {
+                   using Coords = CoordsType<decltype(coords)>;
+                   exec.launch(rows, MapGridGradRow<T, Coords>{coords, grad_grid, height, width, partials.data()});
+                   exec.launch(images, ReduceToParams<T, Coords::kCapacity>{
+                                           partials.data(), rows / images, family, params, grad_params});
+                 });
 }
 
 template <typename Exec, typename T, typename Coords>
@@ -87,26 +113,6 @@ void grid_sample_backward(Exec& exec, const T* grad_output, const T* input, cons
     exec.scatter_grad_input(coords, grad_output, shape, options, deterministic, grad_input);
 }
 
-// Fused backward: grad_theta (thetas, 2, 3) with thetas = N, or 1 when theta_stride == 0.
-template <typename Exec, typename T>
-void spatial_transform_backward(Exec& exec, const T* grad_output, const T* input, const T* theta,
-                                index_t theta_stride, const SamplerShape& shape,
-                                const SamplerOptions& options, bool deterministic, T* grad_input,
-                                T* grad_theta) {
-  const AffineCoords<T> coords{theta, theta_stride, shape.out_height, shape.out_width,
-                               options.align_corners};
-  const index_t rows = shape.batch * shape.out_height;
-  const index_t thetas = theta_stride == 0 ? 1 : shape.batch;
-  auto partials = exec.template buffer<double>(rows * 6);
-  dispatch_interp(options.mode, [&](auto mode) {
-    exec.launch(rows, ThetaGradRow<T, decltype(mode)::value>{coords, grad_output, input,
-                                                              partials.data(), shape, options});
-  });
-  exec.launch(thetas, ReduceThetaRows<T>{partials.data(), rows / thetas, grad_theta});
-  if (grad_input != nullptr)
-    exec.scatter_grad_input(coords, grad_output, shape, options, deterministic, grad_input);
-}
-
 template <typename Exec, typename T>
 void grid_sample_forward(Exec& exec, const T* input, const T* grid, const SamplerShape& shape,
                          const SamplerOptions& options, T* output) {
@@ -114,12 +120,40 @@ void grid_sample_forward(Exec& exec, const T* input, const T* grid, const Sample
                  output);
 }
 
+// The fused transformer: params (N, P) or one shared set (P) -> output (N, C, Ho, Wo); the
+// grid is never materialized.
 template <typename Exec, typename T>
-void spatial_transform_forward(Exec& exec, const T* input, const T* theta, index_t theta_stride,
-                               const SamplerShape& shape, const SamplerOptions& options, T* output) {
-  const AffineCoords<T> coords{theta, theta_stride, shape.out_height, shape.out_width,
-                               options.align_corners};
-  sample_forward(exec, coords, input, shape, options, output);
+void spatial_transform_forward(Exec& exec, const T* input, const T* params,
+                               const FamilySpec<T>& family, bool shared, const SamplerShape& shape,
+                               const SamplerOptions& options, T* output) {
+  auto coefficients = point_map_coefficients(exec, family, params, shared ? 1 : shape.batch);
+  const BaseGrid<T> base{shape.out_height, shape.out_width, options.align_corners};
+  with_point_map(family, coefficients.data(), shared, base, [&](const auto& coords) {
+    sample_forward(exec, coords, input, shape, options, output);
+  });
+}
+
+// Fused backward: grad_params with params' shape; grad_input may be null.
+template <typename Exec, typename T>
+void spatial_transform_backward(Exec& exec, const T* grad_output, const T* input, const T* params,
+                                const FamilySpec<T>& family, bool shared, const SamplerShape& shape,
+                                const SamplerOptions& options, bool deterministic, T* grad_input,
+                                T* grad_params) {
+  const index_t images = shared ? 1 : shape.batch, rows = shape.batch * shape.out_height;
+  auto coefficients = point_map_coefficients(exec, family, params, images);
+  auto partials = exec.template buffer<double>(rows * family.coefficients());
+  const BaseGrid<T> base{shape.out_height, shape.out_width, options.align_corners};
+  with_point_map(family, coefficients.data(), shared, base, [&](const auto& coords) {
+    using Coords = CoordsType<decltype(coords)>;
+    dispatch_interp(options.mode, [&](auto mode) {
+      exec.launch(rows, CoefficientGradRow<T, decltype(mode)::value, Coords>{
+                            coords, grad_output, input, partials.data(), shape, options});
+    });
+    exec.launch(images, ReduceToParams<T, Coords::kCapacity>{partials.data(), rows / images, family,
+                                                             params, grad_params});
+    if (grad_input != nullptr)
+      exec.scatter_grad_input(coords, grad_output, shape, options, deterministic, grad_input);
+  });
 }
 
 }  // namespace device_ops
@@ -129,18 +163,28 @@ void spatial_transform_forward(Exec& exec, const T* input, const T* theta, index
 // for float and double.
 #define STN_DEFINE_OPS_FOR(Exec, T)                                                               \
   template <>                                                                                     \
-  void affine_grid<T>(const T* theta, index_t theta_stride, index_t batch, index_t height,         \
-                      index_t width, bool align_corners, T* grid) {                               \
+  void transform_coefficients<T>(const T* params, const FamilySpec<T>& family, index_t images,    \
+                                 T* coefficients) {                                               \
     Exec exec;                                                                                    \
-    device_ops::affine_grid(exec, theta, theta_stride, batch, height, width, align_corners, grid); \
+    exec.launch(images, ParamsToCoefficients<T>{family, params, coefficients});                   \
     exec.finish();                                                                                \
   }                                                                                               \
   template <>                                                                                     \
-  void affine_grid_backward<T>(const T* grad_grid, index_t batch, index_t height, index_t width,  \
-                               bool align_corners, index_t thetas, T* grad_theta) {               \
+  void transform_grid<T>(const T* params, const FamilySpec<T>& family, bool shared,               \
+                         index_t batch, index_t height, index_t width, bool align_corners,        \
+                         T* grid) {                                                               \
     Exec exec;                                                                                    \
-    device_ops::affine_grid_backward(exec, grad_grid, batch, height, width, align_corners, thetas, \
-                                     grad_theta);                                                 \
+    device_ops::transform_grid(exec, params, family, shared, batch, height, width, align_corners, \
+                               grid);                                                             \
+    exec.finish();                                                                                \
+  }                                                                                               \
+  template <>                                                                                     \
+  void transform_grid_backward<T>(const T* grad_grid, const T* params, const FamilySpec<T>& family, \
+                                  bool shared, index_t batch, index_t height, index_t width,      \
+                                  bool align_corners, T* grad_params) {                           \
+    Exec exec;                                                                                    \
+    device_ops::transform_grid_backward(exec, grad_grid, params, family, shared, batch, height,   \
+                                        width, align_corners, grad_params);                       \
     exec.finish();                                                                                \
   }                                                                                               \
   template <>                                                                                     \
@@ -160,22 +204,23 @@ void spatial_transform_forward(Exec& exec, const T* input, const T* theta, index
     exec.finish();                                                                                \
   }                                                                                               \
   template <>                                                                                     \
-  void spatial_transform_forward<T>(const T* input, const T* theta, index_t theta_stride,         \
-                                    const SamplerShape& shape, const SamplerOptions& options,     \
-                                    T* output) {                                                  \
+  void spatial_transform_forward<T>(const T* input, const T* params, const FamilySpec<T>& family, \
+                                    bool shared, const SamplerShape& shape,                       \
+                                    const SamplerOptions& options, T* output) {                   \
     Exec exec;                                                                                    \
-    device_ops::spatial_transform_forward(exec, input, theta, theta_stride, shape, options,       \
+    device_ops::spatial_transform_forward(exec, input, params, family, shared, shape, options,    \
                                           output);                                                \
     exec.finish();                                                                                \
   }                                                                                               \
   template <>                                                                                     \
-  void spatial_transform_backward<T>(const T* grad_output, const T* input, const T* theta,        \
-                                     index_t theta_stride, const SamplerShape& shape,             \
-                                     const SamplerOptions& options, bool deterministic,           \
-                                     T* grad_input, T* grad_theta) {                              \
+  void spatial_transform_backward<T>(const T* grad_output, const T* input, const T* params,       \
+                                     const FamilySpec<T>& family, bool shared,                    \
+                                     const SamplerShape& shape, const SamplerOptions& options,    \
+                                     bool deterministic, T* grad_input, T* grad_params) {         \
     Exec exec;                                                                                    \
-    device_ops::spatial_transform_backward(exec, grad_output, input, theta, theta_stride, shape,  \
-                                           options, deterministic, grad_input, grad_theta);       \
+    device_ops::spatial_transform_backward(exec, grad_output, input, params, family, shared,      \
+                                           shape, options, deterministic, grad_input,             \
+                                           grad_params);                                          \
     exec.finish();                                                                                \
   }
 

@@ -1,11 +1,11 @@
-// Turns the run-time interpolation mode into a compile-time one, so each mode's loop is
-// compiled with its own tap capacity.
+// Turns run-time choices into compile-time ones: the interpolation mode (so each mode's loop
+// is compiled with its own tap capacity) and the point map of a transformation family.
 #pragma once
 
 #include <stdexcept>
 #include <type_traits>
 
-#include "common.h"
+#include "point_maps.h"
 
 namespace stn {
 
@@ -21,6 +21,19 @@ void dispatch_interp(Interp mode, Fn&& fn) {
     case Interp::Bicubic: fn(InterpTag<Interp::Bicubic>{}); return;
   }
   throw std::invalid_argument("stn: unknown interpolation mode");
+}
+
+// Calls fn(coords) with the point map of `family` over `coefficients` (per image, or one
+// shared set): AffineCoords for every matrix family, ProjectiveCoords or TpsCoords.
+template <typename T, typename Fn>
+void with_point_map(const FamilySpec<T>& family, const T* coefficients, bool shared,
+                    const BaseGrid<T>& base, Fn&& fn) {
+  const index_t stride = shared ? 0 : family.coefficients();
+  switch (family.family) {
+    case Family::Projective: fn(ProjectiveCoords<T>{coefficients, stride, base}); return;
+    case Family::Tps: fn(TpsCoords<T>{coefficients, stride, family.tps_grid_h, family.tps_grid_w, base}); return;
+    default: fn(AffineCoords<T>{coefficients, stride, base}); return;
+  }
 }
 
 }  // namespace stn

@@ -7,6 +7,7 @@
 // "row" = n * Ho + ho, and one index per theta or per contribution slot.
 #pragma once
 
+#include "point_maps.h"
 #include "point_ops.h"
 
 namespace stn {
@@ -105,11 +106,24 @@ struct ScatterPixel {
   }
 };
 
-// Fused backward: d loss / d theta summed over one output row, in double, without a
-// per-pixel grid-gradient array. row_partials is (N * Ho, 6).
-template <typename T, Interp Mode>
-struct ThetaGradRow {
-  AffineCoords<T> coords;
+// Per-image coefficients of the point map from the family's parameters (families.h).
+// One thread per image; params (thetas, family.params), coefficients (thetas, count).
+template <typename T>
+struct ParamsToCoefficients {
+  FamilySpec<T> family;
+  const T* params;
+  T* coefficients;
+  STN_HD void operator()(index_t image) const {
+    params_to_coefficients(family, params + image * family.params,
+                           coefficients + image * family.coefficients());
+  }
+};
+
+// Fused backward: d loss / d coefficients summed over one output row, in double, without a
+// per-pixel grid-gradient array. row_partials is (N * Ho, coords.count()).
+template <typename T, Interp Mode, typename Coords>
+struct CoefficientGradRow {
+  Coords coords;
   const T* grad_output;  // (N, C, Ho, Wo)
   const T* input;        // (N, C, H, W)
   double* row_partials;
@@ -117,9 +131,8 @@ struct ThetaGradRow {
   SamplerOptions options;
 
   STN_HD void operator()(index_t row) const {
-    double partial[6] = {0, 0, 0, 0, 0, 0};
+    double partial[Coords::kCapacity] = {};
     const index_t n = row / shape.out_height, ho = row % shape.out_height;
-    const T y_base = base_coordinate<T>(ho, shape.out_height, options.align_corners);
     for (index_t wo = 0; wo < shape.out_width; ++wo) {
       index_t out_offset;
       TapsFor<T, Mode, true> taps;
@@ -128,56 +141,60 @@ struct ThetaGradRow {
       grid_grad_point(taps, grad_output + out_offset, shape.out_plane(),
                       input + n * shape.channels * shape.in_plane(), shape.channels,
                       shape.in_plane(), &grad_x, &grad_y);
-      accumulate_theta_grad(partial, grad_x, grad_y,
-                            base_coordinate<T>(wo, shape.out_width, options.align_corners), y_base);
+      coords.accumulate(partial, n, ho, wo, grad_x, grad_y);
     }
-    for (int i = 0; i < 6; ++i) row_partials[row * 6 + i] = partial[i];
+    const int count = coords.count();
+    for (int i = 0; i < count; ++i) row_partials[row * count + i] = partial[i];
   }
 };
 
-// affine_grid: grid (N, H, W, 2) from theta, one pixel.
-template <typename T>
-struct AffineGridPixel {
-  AffineCoords<T> coords;
+// The grid generator: grid (N, H, W, 2) from a point map, one pixel.
+template <typename T, typename Coords>
+struct MapGridPixel {
+  Coords coords;
   T* grid;
   STN_HD void at(index_t n, index_t h, index_t w, index_t pixel) const {
     coords.at(n, h, w, &grid[pixel * 2], &grid[pixel * 2 + 1]);
   }
 };
 
-// affine_grid_backward: d loss / d theta summed over one grid row; row_partials (N * H, 6).
-template <typename T>
-struct AffineGridGradRow {
+// Its backward: d loss / d coefficients summed over one grid row; row_partials (N * H, count).
+template <typename T, typename Coords>
+struct MapGridGradRow {
+  Coords coords;
   const T* grad_grid;  // (N, H, W, 2)
   index_t height, width;
-  bool align_corners;
   double* row_partials;
 
   STN_HD void operator()(index_t row) const {
-    double partial[6] = {0, 0, 0, 0, 0, 0};
-    const T y_base = base_coordinate<T>(row % height, height, align_corners);
+    double partial[Coords::kCapacity] = {};
+    const index_t n = row / height, h = row % height;
     const T* g = grad_grid + row * width * 2;
-    for (index_t w = 0; w < width; ++w)
-      accumulate_theta_grad(partial, g[2 * w], g[2 * w + 1],
-                            base_coordinate<T>(w, width, align_corners), y_base);
-    for (int i = 0; i < 6; ++i) row_partials[row * 6 + i] = partial[i];
+    for (index_t w = 0; w < width; ++w) coords.accumulate(partial, n, h, w, g[2 * w], g[2 * w + 1]);
+    const int count = coords.count();
+    for (int i = 0; i < count; ++i) row_partials[row * count + i] = partial[i];
   }
 };
 
-// grad_theta from row partials: one thread per theta, summing its rows in order. With a
-// shared theta (one thread), every row of every image adds into it.
-template <typename T>
-struct ReduceThetaRows {
-  const double* row_partials;  // (rows_per_theta * thetas, 6)
-  index_t rows_per_theta;
-  T* grad_theta;               // (thetas, 2, 3)
+// grad_params from row partials: one thread per image, summing its rows in order, then the
+// family's chain rule. With shared params (one thread), every row of every image adds in.
+template <typename T, int Capacity>
+struct ReduceToParams {
+  const double* row_partials;  // (rows_per_image * images, family.coefficients())
+  index_t rows_per_image;
+  FamilySpec<T> family;
+  const T* params;             // (images, family.params)
+  T* grad_params;              // (images, family.params)
 
-  STN_HD void operator()(index_t theta) const {
-    double total[6] = {0, 0, 0, 0, 0, 0};
-    const double* p = row_partials + theta * rows_per_theta * 6;
-    for (index_t r = 0; r < rows_per_theta; ++r)
-      for (int i = 0; i < 6; ++i) total[i] += p[r * 6 + i];
-    for (int i = 0; i < 6; ++i) grad_theta[theta * 6 + i] = T(total[i]);
+  STN_HD void operator()(index_t image) const {
+    const int count = family.coefficients();
+    double total[Capacity] = {};
+    const double* p = row_partials + image * rows_per_image * count;
+    for (index_t r = 0; r < rows_per_image; ++r)
+      for (int i = 0; i < count; ++i) total[i] += p[r * count + i];
+    double grad[Capacity];  // a family never has more params than coefficients
+    coefficient_grad_to_params(family, params + image * family.params, total, grad);
+    for (int i = 0; i < family.params; ++i) grad_params[image * family.params + i] = T(grad[i]);
   }
 };
 

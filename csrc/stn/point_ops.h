@@ -77,31 +77,6 @@ STN_HD void scatter_point(const Taps<T, K, G>& taps, const T* grad_out, index_t 
   }
 }
 
-// Where a point's normalized coordinates come from: a materialized grid (N, Ho, Wo, 2), or
-// theta (N, 2, 3) applied on the fly to the base grid (the fused transformer).
-template <typename T>
-struct GridCoords {
-  const T* grid;  // (N, Ho, Wo, 2), last axis (x, y)
-  index_t out_height, out_width;
-  STN_HD void at(index_t n, index_t ho, index_t wo, T* gx, T* gy) const {
-    const T* g = grid + ((n * out_height + ho) * out_width + wo) * 2;
-    *gx = g[0];
-    *gy = g[1];
-  }
-};
-
-template <typename T>
-struct AffineCoords {
-  const T* theta;             // (N, 2, 3), or (2, 3) shared when theta_stride == 0
-  index_t theta_stride;       // 6, or 0 for a shared theta
-  index_t out_height, out_width;
-  bool align_corners;
-  STN_HD void at(index_t n, index_t ho, index_t wo, T* gx, T* gy) const {
-    affine_point(theta + n * theta_stride, base_coordinate<T>(wo, out_width, align_corners),
-                 base_coordinate<T>(ho, out_height, align_corners), gx, gy);
-  }
-};
-
 }  // namespace stn
 
 namespace stn {

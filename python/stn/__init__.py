@@ -25,7 +25,10 @@ from .functional import (  # noqa: E402
     set_num_threads,
     spatial_transform,
     spatial_transform_backward,
+    transform_grid,
+    transform_grid_backward,
 )
+from . import transforms  # noqa: E402
 
 from .config_error import ConfigError
 from .net import TEST, TRAIN, Net
@@ -49,4 +52,7 @@ __all__ = [
     "set_num_threads",
     "spatial_transform",
     "spatial_transform_backward",
+    "transform_grid",
+    "transform_grid_backward",
+    "transforms",
 ]

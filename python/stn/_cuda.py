@@ -102,8 +102,17 @@ def _ptr(array) -> int:
     return 0 if array is None else int(array.data.ptr)
 
 
-def _theta_stride(theta) -> int:
-    return 0 if theta.ndim == 2 else 6
+def to_device(host_array, like):
+    """A host array copied to `like`'s GPU (the TPS solution matrix)."""
+    import cupy
+    with like.device:
+        return cupy.asarray(host_array)
+
+
+def zeros_like_shape(like, shape):
+    import cupy
+    with like.device:
+        return cupy.zeros(shape, dtype=like.dtype)
 
 
 def _shape6(input, out_height, out_width):
@@ -111,19 +120,19 @@ def _shape6(input, out_height, out_width):
     return (n, c, h, w, int(out_height), int(out_width))
 
 
-def affine_grid(theta, batch, height, width, align_corners):
-    grid = _empty(theta, (batch, height, width, 2))
-    _run("affine_grid", theta, _ptr(theta), _theta_stride(theta), batch, height, width,
-         align_corners, _ptr(grid))
+def transform_grid(params, family, solution, shared, batch, height, width, align_corners):
+    grid = _empty(params, (batch, height, width, 2))
+    _run("transform_grid", params, _ptr(params), family.core_args(), _ptr(solution), shared, batch,
+         height, width, align_corners, _ptr(grid))
     return grid
 
 
-def affine_grid_backward(grad_grid, align_corners):
+def transform_grid_backward(grad_grid, params, family, solution, shared, align_corners):
     batch, height, width, _ = grad_grid.shape
-    grad_theta = _empty(grad_grid, (batch, 2, 3))
-    _run("affine_grid_backward", grad_grid, _ptr(grad_grid), batch, height, width, align_corners,
-         batch, _ptr(grad_theta))
-    return grad_theta
+    grad_params = _empty(params, params.shape)
+    _run("transform_grid_backward", grad_grid, _ptr(grad_grid), _ptr(params), family.core_args(),
+         _ptr(solution), shared, batch, height, width, align_corners, _ptr(grad_params))
+    return grad_params
 
 
 def grid_sample(input, grid, mode, padding, align_corners):
@@ -144,20 +153,21 @@ def grid_sample_backward(grad_output, input, grid, mode, padding, align_corners,
     return grad_input, grad_grid
 
 
-def spatial_transform(input, theta, out_height, out_width, mode, padding, align_corners):
+def spatial_transform(input, params, family, solution, shared, out_height, out_width, mode,
+                      padding, align_corners):
     shape = _shape6(input, out_height, out_width)
     output = _empty(input, (shape[0], shape[1], shape[4], shape[5]))
-    _run("spatial_transform", input, _ptr(input), _ptr(theta), _theta_stride(theta), shape, mode,
-         padding, align_corners, _ptr(output))
+    _run("spatial_transform", input, _ptr(input), _ptr(params), family.core_args(), _ptr(solution),
+         shared, shape, mode, padding, align_corners, _ptr(output))
     return output
 
 
-def spatial_transform_backward(grad_output, input, theta, mode, padding, align_corners,
-                               input_grad, deterministic):
+def spatial_transform_backward(grad_output, input, params, family, solution, shared, mode,
+                               padding, align_corners, input_grad, deterministic):
     shape = _shape6(input, grad_output.shape[2], grad_output.shape[3])
     grad_input = _empty(input, input.shape) if input_grad else None
-    grad_theta = _empty(theta, theta.shape)
-    _run("spatial_transform_backward", input, _ptr(grad_output), _ptr(input), _ptr(theta),
-         _theta_stride(theta), shape, mode, padding, align_corners, deterministic,
-         _ptr(grad_input), _ptr(grad_theta))
-    return grad_input, grad_theta
+    grad_params = _empty(params, params.shape)
+    _run("spatial_transform_backward", input, _ptr(grad_output), _ptr(input), _ptr(params),
+         family.core_args(), _ptr(solution), shared, shape, mode, padding, align_corners,
+         deterministic, _ptr(grad_input), _ptr(grad_params))
+    return grad_input, grad_params

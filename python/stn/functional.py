@@ -6,7 +6,9 @@ Semantics are those of torch.nn.functional.affine_grid and grid_sample on 4-D in
   * align_corners=True puts -1 and +1 at the centres of the corner pixels, False at their
     outer edges;
   * theta is (N, 2, 3) and maps output coordinates to input coordinates:
-    (x_in, y_in) = theta @ (x_out, y_out, 1).
+    (x_in, y_in) = theta @ (x_out, y_out, 1). transform="..." picks another family of maps
+    (translation, rotation, similarity, projective, thin-plate spline, ...): see
+    stn.transforms for each family's parameters.
 A non-finite or huge coordinate counts as outside the image: with zeros padding it
 contributes 0; border and reflection padding clamp +-Inf to the nearest edge (NaN reads 0).
 (On a single-pixel axis with align_corners=True every finite value, 1e30 included, is that
@@ -22,6 +24,7 @@ import numpy as np
 
 from . import _core, _cuda
 from . import _validate as check
+from . import transforms
 
 
 def _host_arrays(function: str, **arrays):
@@ -53,19 +56,78 @@ def _options(function: str, mode, padding_mode, align_corners):
     )
 
 
+def _family(function, transform, params, fixed, tps_grid, batch, batch_source):
+    """(Family, shared) for params of `transform`, checked against the batch."""
+    family = transforms.resolve(function, transform, params, fixed, tps_grid)
+    shared = transforms.params_layout(function, family, params, batch, batch_source)
+    return family, shared
+
+
+def _solution(family, like, on_gpu):
+    solution = family.solution(like.dtype)
+    if solution is None or not on_gpu:
+        return solution
+    return _cuda.to_device(solution, like)
+
+
+def transform_grid(theta, size, transform="affine", align_corners=False, fixed=None,
+                   tps_grid=None):
+    """The grid generator of any family: params -> grid (N, H, W, 2) for an output of size
+    (N, C, H, W). theta holds the family's parameters (see stn.transforms); without the
+    leading N they are shared by the whole batch."""
+    return _transform_grid("transform_grid", theta, size, transform, align_corners, fixed, tps_grid)
+
+
+def _transform_grid(fn, theta, size, transform, align_corners, fixed, tps_grid):
+    batch, _, height, width = check.positive_ints(fn, "size", size, 4, "(N, C, H, W)")
+    align_corners = check.flag(fn, "align_corners", align_corners)
+    on_gpu, (theta,), to_caller = _arrays(fn, theta=theta)
+    family, shared = _family(fn, transform, theta, fixed, tps_grid, batch, "size[0]")
+    solution = _solution(family, theta, on_gpu)
+    if on_gpu:
+        return to_caller(_cuda.transform_grid(theta, family, solution, shared, batch, height,
+                                              width, align_corners))
+    return _core.transform_grid(theta, family.core_args(), solution, shared, batch, height, width,
+                                align_corners)
+
+
+def transform_grid_backward(grad_grid, theta, size, transform="affine", align_corners=False,
+                            fixed=None, tps_grid=None):
+    """grad_grid (N, H, W, 2) -> grad_theta with theta's shape: the adjoint of transform_grid
+    at theta (shared parameters sum over the batch)."""
+    return _transform_grid_backward("transform_grid_backward", grad_grid, theta, size, transform,
+                                    align_corners, fixed, tps_grid)
+
+
+def _transform_grid_backward(fn, grad_grid, theta, size, transform, align_corners, fixed,
+                             tps_grid):
+    batch, _, height, width = check.positive_ints(fn, "size", size, 4, "(N, C, H, W)")
+    align_corners = check.flag(fn, "align_corners", align_corners)
+    on_gpu, (grad_grid, theta), to_caller = _arrays(fn, grad_grid=grad_grid, theta=theta)
+    _grad_grid_matches(fn, grad_grid, batch, height, width, size)
+    family, shared = _family(fn, transform, theta, fixed, tps_grid, batch, "size[0]")
+    solution = _solution(family, theta, on_gpu)
+    if on_gpu:
+        return to_caller(_cuda.transform_grid_backward(grad_grid, theta, family, solution, shared,
+                                                       align_corners))
+    return _core.transform_grid_backward(grad_grid, theta, family.core_args(), solution, shared,
+                                         align_corners)
+
+
+def _grad_grid_matches(fn, grad_grid, batch, height, width, size):
+    if tuple(grad_grid.shape) != (batch, height, width, 2):
+        raise ValueError(
+            f"stn.{fn}: grad_grid must be (N, H, W, 2) = {(batch, height, width, 2)} "
+            f"for size {tuple(size)}, got {check.shape_text(grad_grid)}"
+        )
+
+
 def affine_grid(theta, size, align_corners=False):
     """theta (N, 2, 3) -> grid (N, H, W, 2) for an output of size (N, C, H, W).
 
     A (2, 3) theta is shared by the whole batch.
     """
-    fn = "affine_grid"
-    batch, _, height, width = check.positive_ints(fn, "size", size, 4, "(N, C, H, W)")
-    align_corners = check.flag(fn, "align_corners", align_corners)
-    on_gpu, (theta,), to_caller = _arrays(fn, theta=theta)
-    check.theta_batch(fn, theta, batch, "size[0]")
-    if on_gpu:
-        return to_caller(_cuda.affine_grid(theta, batch, height, width, align_corners))
-    return _core.affine_grid(theta, batch, height, width, align_corners)
+    return _transform_grid("affine_grid", theta, size, "affine", align_corners, None, None)
 
 
 def affine_grid_backward(grad_grid, size, align_corners=False):
@@ -73,15 +135,12 @@ def affine_grid_backward(grad_grid, size, align_corners=False):
     fn = "affine_grid_backward"
     batch, _, height, width = check.positive_ints(fn, "size", size, 4, "(N, C, H, W)")
     align_corners = check.flag(fn, "align_corners", align_corners)
-    on_gpu, (grad_grid,), to_caller = _arrays(fn, grad_grid=grad_grid)
-    if tuple(grad_grid.shape) != (batch, height, width, 2):
-        raise ValueError(
-            f"stn.{fn}: grad_grid must be (N, H, W, 2) = {(batch, height, width, 2)} "
-            f"for size {tuple(size)}, got {check.shape_text(grad_grid)}"
-        )
-    if on_gpu:
-        return to_caller(_cuda.affine_grid_backward(grad_grid, align_corners))
-    return _core.affine_grid_backward(grad_grid, align_corners, False)
+    on_gpu, (grad_grid,), _ = _arrays(fn, grad_grid=grad_grid)
+    _grad_grid_matches(fn, grad_grid, batch, height, width, size)
+    # The affine adjoint does not depend on theta: any theta of the right shape will do.
+    zeros = _cuda.zeros_like_shape(grad_grid, (batch, 2, 3)) if on_gpu else np.zeros(
+        (batch, 2, 3), grad_grid.dtype)
+    return _transform_grid_backward(fn, grad_grid, zeros, size, "affine", align_corners, None, None)
 
 
 def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
@@ -117,38 +176,47 @@ def grid_sample_backward(grad_output, input, grid, mode="bilinear", padding_mode
     return _core.grid_sample_backward(grad_output, input, grid, *options, input_grad, deterministic)
 
 
-def _fused_shapes(fn, input, theta, out_size):
+def _fused_shapes(fn, input, out_size):
     check.ndim(fn, "input", input, 4, "(N, C, H, W)")
     check.not_empty(fn, "input", input)
-    check.theta_batch(fn, theta, input.shape[0], "the input batch")
     if out_size is None:
         return int(input.shape[2]), int(input.shape[3])
     return check.positive_ints(fn, "out_size", out_size, 2, "(Ho, Wo)")
 
 
 def spatial_transform(input, theta, out_size=None, mode="bilinear", padding_mode="zeros",
-                      align_corners=False):
-    """Fused affine_grid + grid_sample: input (N, C, H, W), theta (N, 2, 3) or shared (2, 3)
-    -> output (N, C, Ho, Wo), out_size = (Ho, Wo) defaulting to (H, W).
+                      align_corners=False, transform="affine", fixed=None, tps_grid=None):
+    """Fused grid generator + sampler: input (N, C, H, W) -> output (N, C, Ho, Wo), out_size =
+    (Ho, Wo) defaulting to (H, W).
 
-    The grid is never materialized: each output pixel computes its coordinates from theta.
+    theta is (N, 2, 3) or a shared (2, 3) for the default transform="affine"; other families
+    ("translation", "scale_translation", "rotation", "rigid", "similarity", "projective",
+    "tps") take their own parameters, listed in stn.transforms. fixed={"theta_1_1": 0.5, ...}
+    fixes affine entries (theta then holds the others); tps_grid=(grid_h, grid_w) gives the
+    TPS control-point layout when K is not a square. The grid is never materialized: each
+    output pixel computes its coordinates from the parameters.
     """
     fn = "spatial_transform"
     options = _options(fn, mode, padding_mode, align_corners)
     on_gpu, (input, theta), to_caller = _arrays(fn, input=input, theta=theta)
-    out_height, out_width = _fused_shapes(fn, input, theta, out_size)
+    out_height, out_width = _fused_shapes(fn, input, out_size)
+    family, shared = _family(fn, transform, theta, fixed, tps_grid, input.shape[0], "the input batch")
+    solution = _solution(family, theta, on_gpu)
     if on_gpu:
-        return to_caller(_cuda.spatial_transform(input, theta, out_height, out_width, *options))
-    return _core.spatial_transform(input, theta, out_height, out_width, *options)
+        return to_caller(_cuda.spatial_transform(input, theta, family, solution, shared,
+                                                 out_height, out_width, *options))
+    return _core.spatial_transform(input, theta, family.core_args(), solution, shared, out_height,
+                                   out_width, *options)
 
 
 def spatial_transform_backward(grad_output, input, theta, out_size=None, mode="bilinear",
                                padding_mode="zeros", align_corners=False, input_grad=True,
-                               deterministic=False):
+                               deterministic=False, transform="affine", fixed=None,
+                               tps_grid=None):
     """Returns (grad_input or None, grad_theta) for spatial_transform.
 
-    grad_theta has theta's shape; for a shared (2, 3) theta it sums over the batch. It is
-    accumulated directly from the per-pixel gradients, with no grid-gradient array.
+    grad_theta has theta's shape, for every family; shared parameters sum over the batch.
+    It is accumulated directly from the per-pixel gradients, with no grid-gradient array.
     """
     fn = "spatial_transform_backward"
     options = _options(fn, mode, padding_mode, align_corners)
@@ -156,14 +224,18 @@ def spatial_transform_backward(grad_output, input, theta, out_size=None, mode="b
     deterministic = check.flag(fn, "deterministic", deterministic)
     on_gpu, (grad_output, input, theta), to_caller = _arrays(
         fn, grad_output=grad_output, input=input, theta=theta)
-    out_height, out_width = _fused_shapes(fn, input, theta, out_size)
+    out_height, out_width = _fused_shapes(fn, input, out_size)
+    family, shared = _family(fn, transform, theta, fixed, tps_grid, input.shape[0], "the input batch")
     expected = (input.shape[0], input.shape[1], out_height, out_width)
     check.grad_output_matches(fn, grad_output, expected)
+    solution = _solution(family, theta, on_gpu)
     if on_gpu:
         return to_caller(_cuda.spatial_transform_backward(
-            grad_output, input, theta, *options, input_grad, deterministic))
+            grad_output, input, theta, family, solution, shared, *options, input_grad,
+            deterministic))
     return _core.spatial_transform_backward(
-        grad_output, input, theta, *options, input_grad, deterministic)
+        grad_output, input, theta, family.core_args(), solution, shared, *options, input_grad,
+        deterministic)
 
 
 MAX_THREADS = 4096  # far beyond any machine; keeps the value inside a C int
