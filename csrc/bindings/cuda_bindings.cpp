@@ -52,7 +52,7 @@ SamplerOptions options_of(int mode, int padding, bool align_corners) {
 }
 
 // (code, params, fixed mask, fixed values, tps_grid_h, tps_grid_w), as in module.cpp; the
-// TPS matrix is a device pointer (0 for other families).
+// TPS matrix is a device pointer to float64 (0 for other families).
 using FamilyArgs = std::tuple<int, int, unsigned, std::array<double, 6>, int, int>;
 
 template <typename T>
@@ -66,7 +66,7 @@ FamilySpec<T> family_of(const FamilyArgs& args, std::uintptr_t tps_solution) {
   for (int i = 0; i < 6; ++i) spec.fixed_value[i] = T(std::get<3>(args)[i]);
   spec.tps_grid_h = std::get<4>(args);
   spec.tps_grid_w = std::get<5>(args);
-  spec.tps_solution = in_ptr<T>(tps_solution);
+  spec.tps_solution = in_ptr<double>(tps_solution);
   if (const char* error = family_spec_error(spec)) throw std::invalid_argument(std::string("stn._core: ") + error);
   return spec;
 }

@@ -68,13 +68,13 @@ Backend parse_backend(const std::string& name) {
   } while (0)
 
 // A transformation family as Python passes it: (code, params per image, fixed-entry mask,
-// the six fixed values, tps_grid_h, tps_grid_w); tps_solution is None or (K + 3, K).
+// the six fixed values, tps_grid_h, tps_grid_w); tps_solution is None or (K + 3, K) float64.
 using FamilyArgs = std::tuple<int, int, unsigned, std::array<double, 6>, int, int>;
 
 template <typename T>
 struct FamilyCall {
   FamilySpec<T> spec;
-  Array<T> solution;  // keeps the TPS matrix alive for the call
+  Array<double> solution;  // keeps the TPS matrix (float64) alive for the call
 };
 
 template <typename T>
@@ -90,7 +90,7 @@ FamilyCall<T> make_family(const FamilyArgs& args, const py::object& tps_solution
   spec.tps_grid_w = std::get<5>(args);
   spec.tps_solution = nullptr;
   if (spec.family == stn::Family::Tps && !tps_solution.is_none()) {
-    family.solution = py::cast<Array<T>>(tps_solution);
+    family.solution = py::cast<Array<double>>(tps_solution);
     const index_t k = index_t(spec.tps_grid_h) * spec.tps_grid_w;
     require_shape(family.solution, {k + 3, k}, "tps_solution");
     spec.tps_solution = family.solution.data();

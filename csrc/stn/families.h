@@ -47,7 +47,7 @@ struct FamilySpec {
   unsigned fixed_mask;      // affine: bit i set = theta entry i (row-major) is fixed
   T fixed_value[6];         // ... at this value
   int tps_grid_h, tps_grid_w;
-  const T* tps_solution;    // tps: (K + 3, K), row-major, on the executing device
+  const double* tps_solution;  // tps: (K + 3, K), row-major, float64 whatever T, on the device
 
   STN_HD int tps_points() const { return tps_grid_h * tps_grid_w; }
   // Coefficients of the point map per image.
@@ -115,11 +115,11 @@ STN_HD void params_to_coefficients(const FamilySpec<T>& family, const T* p, T* c
     case Family::Tps: {
       const int k_points = family.tps_points();
       for (int i = 0; i < k_points + 3; ++i) {
-        const T* solution_row = family.tps_solution + i * k_points;
+        const double* solution_row = family.tps_solution + i * k_points;
         double x = 0, y = 0;
         for (int k = 0; k < k_points; ++k) {
-          x += double(solution_row[k]) * double(p[2 * k]);
-          y += double(solution_row[k]) * double(p[2 * k + 1]);
+          x += solution_row[k] * double(p[2 * k]);
+          y += solution_row[k] * double(p[2 * k + 1]);
         }
         coefficients[2 * i] = T(x);
         coefficients[2 * i + 1] = T(y);
@@ -176,7 +176,7 @@ STN_HD void coefficient_grad_to_params(const FamilySpec<T>& family, const T* p,
       for (int k = 0; k < k_points; ++k) {
         double x = 0, y = 0;
         for (int i = 0; i < k_points + 3; ++i) {
-          const double weight = double(family.tps_solution[i * k_points + k]);
+          const double weight = family.tps_solution[i * k_points + k];
           x += weight * g[2 * i];
           y += weight * g[2 * i + 1];
         }

@@ -96,7 +96,8 @@ struct ProjectiveCoords {
     const double gu = double(grad_x) / w, gv = double(grad_y) / w;
     partial[0] += gu * x, partial[1] += gu * y, partial[2] += gu;
     partial[3] += gv * x, partial[4] += gv * y, partial[5] += gv;
-    const double g_w = -(gu * u + gv * v);
+    // A zero gradient contributes nothing, even where u or v is infinite (0 * Inf is NaN).
+    const double g_w = -((gu != 0 ? gu * u : 0.0) + (gv != 0 ? gv * v : 0.0));
     partial[6] += g_w * x, partial[7] += g_w * y;
   }
 };

@@ -1,5 +1,7 @@
 """The `stn` command line: `stn COMMAND [options]`, also `python -m stn COMMAND`.
 
+    stn experiment --variant RTS   # CNN vs ST-CNN on distorted digits (see stn/experiment.py)
+    stn data RTS --out rts         # write distorted digits for the data layers (stn/data_cli.py)
     stn demo --out stn_demo        # warp a test card, write PNGs (see stn/demo.py)
     stn train -solver S            # Caffe's train / test / time verbs (see stn/caffe_cli.py)
 
@@ -16,6 +18,8 @@ import sys
 from . import __version__
 
 SUBCOMMANDS = (
+    "experiment",
+    "data_cli",   # data
     "demo",
     "caffe_cli",  # train, test, time
 )

@@ -64,7 +64,7 @@ def _family(function, transform, params, fixed, tps_grid, batch, batch_source):
 
 
 def _solution(family, like, on_gpu):
-    solution = family.solution(like.dtype)
+    solution = family.solution()
     if solution is None or not on_gpu:
         return solution
     return _cuda.to_device(solution, like)

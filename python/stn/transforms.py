@@ -9,8 +9,8 @@ stn.functional) to normalized input coordinates. Parameters per image, and their
   translation        (2,)  tx, ty         [[1, 0, tx], [0, 1, ty]]
   scale_translation  (3,)  s, tx, ty      [[s, 0, tx], [0, s, ty]]      (the "zoom" STN)
   rotation           (1,)  beta           [[cos a, -sin a, tx], [sin a, cos a, ty]],
-                     (3,)  beta, tx, ty   a = pi * beta (180 * beta degrees; beta = 0.5 is a
-                                          quarter turn, exactly np.rot90 with align_corners)
+                     (3,)  beta, tx, ty   a = pi * beta (180 * beta degrees; beta = 0.5 is
+                                          exactly a quarter turn, see README on np.rot90)
   rigid              (3,)  a, tx, ty      the same matrix, a in radians
   similarity         (4,)  a, b, tx, ty   [[a, -b, tx], [b, a, ty]]   (a = s cos, b = s sin)
   projective         (8,)  h0..h7         [[h0, h1, h2], [h3, h4, h5], [h6, h7, 1]]; a point
@@ -61,9 +61,10 @@ class Family:
         return (FAMILIES.index(self.name), self.params, self.fixed_mask, self.fixed_values,
                 *self.tps_grid)
 
-    def solution(self, dtype):
-        """The TPS solution matrix in `dtype`, or None for the other families."""
-        return None if self.name != "tps" else tps_solution(*self.tps_grid).astype(dtype)
+    def solution(self):
+        """The TPS solution matrix (float64 whatever the data's dtype: float32 would move the
+        rest positions by up to 1e-4), or None for the other families."""
+        return None if self.name != "tps" else tps_solution(*self.tps_grid)
 
 
 def _fixed_entries(function: str, transform: str, fixed) -> tuple:
@@ -89,7 +90,11 @@ def _fixed_entries(function: str, transform: str, fixed) -> tuple:
 
 def _tps_layout(function: str, params, tps_grid) -> tuple:
     """(grid_h, grid_w) from tps_grid, or the square root of K for a square layout."""
-    points = int(params.shape[-2]) if params.ndim >= 2 else 0
+    if params.ndim not in (2, 3) or params.shape[-1] != 2:
+        raise ValueError(f"stn.{function}: theta for transform='tps' must be (N, K, 2) or a "
+                         f"shared (K, 2): where the K control points land, got shape "
+                         f"{check.shape_text(params)}")
+    points = int(params.shape[-2])
     if tps_grid is None:
         side = math.isqrt(points)
         if side * side != points:
@@ -209,7 +214,11 @@ def identity_params(transform: str, batch=None, *, fixed=None, tps_grid=(3, 3),
     fixed entries, affine gives the free entries of the identity matrix."""
     identity = np.array([1.0, 0, 0, 0, 1, 0])
     if transform == "affine":
-        mask, _ = _fixed_entries("identity_params", transform, fixed)
+        mask, values = _fixed_entries("identity_params", transform, fixed)
+        moved = [THETA_ENTRIES[i] for i in range(6) if mask >> i & 1 and values[i] != identity[i]]
+        if moved:
+            raise ValueError(f"stn.identity_params: no parameters give the identity when "
+                             f"{', '.join(moved)} are fixed away from it (fixed={fixed!r})")
         free = [identity[i] for i in range(6) if not mask >> i & 1]
         one = identity.reshape(2, 3) if mask == 0 else np.array(free)
     elif transform == "tps":

@@ -29,13 +29,20 @@ class ReLU(_Neuron):
     def forward(self, bottoms, tops):
         x = bottoms[0].data
         self.positive = x > 0                      # saved: x is gone when in place
-        tops[0].data[...] = np.where(self.positive, x, x * self.slope)
+        if self.slope == 0:
+            np.maximum(x, 0, out=tops[0].data)
+        else:
+            tops[0].data[...] = np.where(self.positive, x, x * self.slope)
 
     def backward(self, tops, propagate_down, bottoms):
-        if propagate_down[0]:
-            # Caffe: dy/dx = 1 where x > 0, negative_slope where x <= 0.
+        if not propagate_down[0]:
+            return
+        # Caffe: dy/dx = 1 where x > 0, negative_slope where x <= 0.
+        if self.slope == 0:
+            np.multiply(tops[0].diff, self.positive, out=bottoms[0].diff)
+        else:
             scale = np.where(self.positive, 1.0, self.slope).astype(self.dtype)
-            bottoms[0].diff[...] = tops[0].diff * scale
+            np.multiply(tops[0].diff, scale, out=bottoms[0].diff)
 
 
 @register("Sigmoid")

@@ -152,12 +152,14 @@ class Convolution(Layer):
         (kh, kw), (oh, ow), (sh, sw), (dh, dw), (ph, pw) = (
             self.kernel, self.out_hw, self.stride, self.dilation, self.pad)
         cols = cols.reshape(self.channels, kh, kw, n, oh, ow)
-        dxp = np.zeros((n, self.channels, h + 2 * ph, w + 2 * pw), self.dtype)
+        # Summed in (C, N, H, W) order, the columns' own, so every add reads and writes
+        # memory in order; one transpose at the end.
+        dxp = np.zeros((self.channels, n, h + 2 * ph, w + 2 * pw), self.dtype)
         for i in range(kh):
             for j in range(kw):
                 dxp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
-                    j * dw:j * dw + sw * (ow - 1) + 1:sw] += cols[:, i, j].transpose(1, 0, 2, 3)
-        return dxp[:, :, ph:ph + h, pw:pw + w]
+                    j * dw:j * dw + sw * (ow - 1) + 1:sw] += cols[:, i, j]
+        return dxp[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
 
     def _as_nchw(self, blob):
         s = blob.shape
