@@ -45,7 +45,8 @@ class Settings:
     out: str = "stn_experiment"
     iterations: int = 1500
     test_interval: int = 100
-    copies: int = 3            # distorted copies of each training digit
+    copies: int = None         # distorted copies of each training digit (default: 3 for
+                               # the 4,000 digits of mnist5k, 1 for the 60,000 of the others)
     train_limit: int = None    # use only this many training digits (tests, quick runs)
     test_limit: int = None
     seed: int = 0
@@ -72,8 +73,9 @@ def make_data(settings: Settings, folder: str):
                                  digits.train_labels[:settings.train_limit],
                                  digits.test_images[:settings.test_limit],
                                  digits.test_labels[:settings.test_limit], digits.name)
+    copies = settings.copies or (3 if settings.source == "mnist5k" else 1)
     train, labels, test, test_labels = stn_data.distort_splits(
-        settings.variant, digits, copies=settings.copies, seed=settings.seed)
+        settings.variant, digits, copies=copies, seed=settings.seed)
     os.makedirs(folder, exist_ok=True)
     train_list = stn_data.write_hdf5_split(folder, "train", train, labels)
     test_list = stn_data.write_hdf5_split(folder, "test", test, test_labels)
@@ -97,6 +99,9 @@ def write_configs(settings: Settings, out: str, train_list: str, test_list: str,
             layer.hdf5_data_param.source = train_list if train_phase else test_list
             if not train_phase:
                 layer.hdf5_data_param.batch_size = _test_batch(test_count)
+        for layer in net_param.layer:
+            if layer.type == "SpatialTransformer":
+                layer.st_param.output_H = layer.st_param.output_W = transformer_size(settings.variant)
         net_path = os.path.join(out, f"{name}.prototxt")
         with open(net_path, "w") as handle:
             handle.write(text_format.MessageToString(net_param))
@@ -104,6 +109,8 @@ def write_configs(settings: Settings, out: str, train_list: str, test_list: str,
         solver_param.net = f"{name}.prototxt"
         solver_param.max_iter = settings.iterations
         solver_param.test_interval = settings.test_interval
+        del solver_param.stepvalue[:]
+        solver_param.stepvalue.append(max(1, settings.iterations * 3 // 4))
         solver_param.random_seed = settings.seed + 1
         del solver_param.test_iter[:]
         solver_param.test_iter.append(test_count // _test_batch(test_count))
@@ -112,6 +119,13 @@ def write_configs(settings: Settings, out: str, train_list: str, test_list: str,
             handle.write(text_format.MessageToString(solver_param))
         paths[name] = solver_path
     return paths
+
+
+def transformer_size(variant: str) -> int:
+    """The ST-CNN's transformer output: two thirds of the canvas, at least the 28 x 28 of a
+    digit (28 for R, P, E and RTS's 42 x 42; 40 for the 60 x 60 cluttered canvas), so the
+    classifier reads a digit-sized view and the transformer learns where to look."""
+    return max(28, round(2 * stn_data.CANVAS[variant] / 3))
 
 
 def _test_batch(test_count: int) -> int:
@@ -211,11 +225,12 @@ def run_experiment(settings: Settings) -> dict:
     results = {
         "variant": settings.variant, "source": settings.source, "iterations": settings.iterations,
         "train_digits": train_count, "test_digits": test_count, "seed": settings.seed,
-        "test_error": {name: runs[name].test_error[-1] for name in NETS},
+        "test_error": {name: round(runs[name].test_error[-1], 4) for name in NETS},
         "ratio_st_cnn_to_cnn": _ratio(runs["st_cnn"].test_error[-1], runs["cnn"].test_error[-1]),
         "train_seconds": {name: round(runs[name].seconds, 1) for name in NETS},
         "total_seconds": round(time.perf_counter() - started, 1),
-        "curves": {name: {"iteration": runs[name].iterations, "test_error": runs[name].test_error}
+        "curves": {name: {"iteration": runs[name].iterations,
+                          "test_error": [round(e, 4) for e in runs[name].test_error]}
                    for name in NETS},
     }
     with open(os.path.join(out, "results.json"), "w") as handle:
@@ -253,8 +268,9 @@ def add_parser(subparsers):
     parser.add_argument("--iterations", type=int, default=Settings.iterations,
                         help=f"training iterations per net (default {Settings.iterations})")
     parser.add_argument("--test-interval", type=int, default=Settings.test_interval)
-    parser.add_argument("--copies", type=int, default=Settings.copies,
-                        help="distorted copies of each training digit (default 3)")
+    parser.add_argument("--copies", type=int,
+                        help="distorted copies of each training digit (default 3 for mnist5k, "
+                             "else 1)")
     parser.add_argument("--train-limit", type=int, help="use only this many training digits")
     parser.add_argument("--test-limit", type=int, help="use only this many test digits")
     parser.add_argument("--seed", type=int, default=0)
@@ -264,7 +280,7 @@ def add_parser(subparsers):
 
 def run_command(args) -> int:
     for name in ("iterations", "test_interval", "copies"):
-        if getattr(args, name) <= 0:
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise SystemExit(f"stn experiment: --{name.replace('_', '-')} must be positive")
     settings = Settings(variant=args.variant, source=args.source, root=args.root,
                         out=args.out or f"stn_experiment_{args.variant}",
