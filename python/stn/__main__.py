@@ -22,6 +22,7 @@ SUBCOMMANDS = (
     "data_cli",   # data
     "demo",
     "caffe_cli",  # train, test, time
+    "bench",
 )
 
 

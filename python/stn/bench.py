@@ -1,0 +1,344 @@
+"""`stn bench`: times the affine spatial transformer against its peers on identical inputs, in
+one process, with one thread count, and prints a table of ratios.
+
+    stn bench [--threads N] [--repeats 5] [--quick] [--json FILE] [--device cpu|cuda]
+    python -m stn.bench --threads 2
+
+For each shape it times stn's fused kernels (spatial_transform and its backward, which
+computes grad_input and grad_theta), stn's grid path (affine_grid + grid_sample and their
+backwards), PyTorch's affine_grid + grid_sample, OpenCV's warpAffine and scipy's
+affine_transform (peers that are not installed print "n/a"; see stn/bench_peers.py). Times
+are medians of --repeats runs after a warm-up; ratios are peer_ms / stn_fused_ms, so > 1
+means stn is faster. Before timing, each case checks that every implementation computes the
+same output, so the comparison is of equal work. A copy probe measured in the same run gives
+the memory-bandwidth bound of each shape. A benchmark, not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import bench_peers, bench_table, functional
+from .bench_peers import Timed
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    input_shape: tuple           # (N, C, H, W)
+    out_size: tuple              # (Ho, Wo)
+    align_corners: bool = False
+    padding_mode: str = "zeros"
+
+    @property
+    def bytes_moved(self) -> int:
+        """float32 input read once + output written once: the least any warp can move."""
+        n_batch, channels, height, width = self.input_shape
+        return 4 * n_batch * channels * (height * width + self.out_size[0] * self.out_size[1])
+
+
+CASES = (
+    Case("seed ST-CNN input", (64, 3, 227, 227), (227, 227)),
+    Case("cluttered MNIST", (256, 1, 60, 60), (28, 28)),
+    Case("feature maps", (32, 32, 64, 64), (64, 64)),
+    Case("deep feature maps", (8, 64, 128, 128), (128, 128)),
+    Case("one large image", (1, 3, 1024, 1024), (1024, 1024)),
+    Case("feature maps, border", (32, 32, 64, 64), (64, 64), True, "border"),
+)
+SCALING_CASE = "one large image"   # thread scaling is measured on this one (N = 1)
+QUICK_BATCH, QUICK_SIDE = 2, 64    # --quick: every case shrunk to milliseconds
+COPY_MB, QUICK_COPY_MB = 256, 32   # size of the copy probe's array
+# Float32 coordinates carry a relative error of ~1e-7, i.e. an absolute error in pixels that
+# grows with the image side: two correct float32 warps of a 1024-pixel image differ by ~1e-4.
+TOLERANCE, TOLERANCE_SIDE = 1e-4, 256
+# OpenCV 4 rounds source coordinates to 1/32 pixel (INTER_BITS), moving a sample of data in
+# [0, 1) by up to ~1/32; a wrong pixel convention (half a pixel) moves it by ~0.5.
+OPENCV_TOLERANCE = 0.05
+
+
+def quick_case(case: Case) -> Case:
+    n_batch, channels, height, width = case.input_shape
+    small = (min(n_batch, QUICK_BATCH), channels, min(height, QUICK_SIDE), min(width, QUICK_SIDE))
+    out_size = tuple(min(side, QUICK_SIDE) for side in case.out_size)
+    return Case(case.name, small, out_size, case.align_corners, case.padding_mode)
+
+
+@dataclass
+class Arrays:
+    input: object        # (N, C, H, W) float32, uniform in [0, 1)
+    theta: object        # (N, 2, 3) float32
+    grad_output: object  # (N, C, Ho, Wo) float32
+
+
+def make_arrays(case: Case, seed: int = 0) -> Arrays:
+    """A rotation of ~20 degrees (jittered per sample), scale 0.9 and shift (0.1, -0.1)."""
+    rng = np.random.default_rng(seed)
+    n_batch = case.input_shape[0]
+    angle = np.radians(20.0 + rng.uniform(-5.0, 5.0, n_batch))
+    scale, shift = 0.9, (0.1, -0.1)
+    theta = np.empty((n_batch, 2, 3), np.float32)
+    theta[:, 0] = np.stack([scale * np.cos(angle), -scale * np.sin(angle), np.full(n_batch, shift[0])], 1)
+    theta[:, 1] = np.stack([scale * np.sin(angle), scale * np.cos(angle), np.full(n_batch, shift[1])], 1)
+    input = rng.random(case.input_shape, dtype=np.float32)
+    grad_output = rng.standard_normal((*case.input_shape[:2], *case.out_size), dtype=np.float32)
+    return Arrays(input, theta, grad_output)
+
+
+@dataclass
+class Backend:
+    """Where stn runs: "cpu" on numpy arrays, "cuda" on CuPy arrays."""
+    device: str
+    to_device: object    # numpy array -> the array stn is timed on
+    to_host: object      # any result -> numpy array
+    sync: object         # waits for queued work before and after each timed step
+    copy_gbs: object     # (threads, megabytes, repeats) -> copy bandwidth in GB/s
+
+
+def host_copy_gbs(threads: int, megabytes: int, repeats: int) -> float:
+    """np.copyto of a float32 array, split over `threads` threads (numpy releases the GIL in
+    the copy): bandwidth = 2 * bytes / time, a read and a write per byte."""
+    source = np.ones(megabytes * 2**20 // 4, np.float32)
+    target = np.empty_like(source)
+    bounds = np.linspace(0, source.size, threads + 1).astype(int)
+    pieces = [(target[a:b], source[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    with ThreadPoolExecutor(threads) as pool:
+        def copy():
+            list(pool.map(lambda piece: np.copyto(*piece), pieces))
+        seconds = median_ms(copy, repeats) / 1e3
+    return 2 * source.nbytes / seconds / 1e9
+
+
+def _host_array(result):
+    if hasattr(result, "detach"):   # a torch tensor, maybe on the GPU
+        return result.detach().cpu().numpy()
+    if hasattr(result, "get"):      # a CuPy array
+        return result.get()
+    return np.asarray(result)
+
+
+def host_backend() -> Backend:
+    return Backend("cpu", lambda array: array, _host_array, lambda: None, host_copy_gbs)
+
+
+def cuda_backend():
+    """(Backend, None) on a machine with a GPU and CuPy, else (None, why not)."""
+    if not functional.cuda_available():
+        return None, "stn bench --device cuda: no CUDA GPU here (or stn was built without CUDA)"
+    try:
+        import cupy
+    except ImportError:
+        return None, "stn bench --device cuda: needs CuPy (pip install cupy)"
+    sync = cupy.cuda.Device().synchronize   # the whole device: CuPy's and torch's streams
+
+    def copy_gbs(threads, megabytes, repeats):
+        source = cupy.ones(megabytes * 2**20 // 4, cupy.float32)
+        target = cupy.empty_like(source)
+        seconds = median_ms(lambda: cupy.copyto(target, source), repeats, sync) / 1e3
+        return 2 * source.nbytes / seconds / 1e9
+
+    return Backend("cuda", cupy.asarray, _host_array, sync, copy_gbs), None
+
+
+def median_ms(step, repeats: int, sync=lambda: None) -> float:
+    """Median wall time of `repeats` calls of step() after one warm-up call, in ms."""
+    step()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e3)
+
+
+def stn_timed(case: Case, arrays: Arrays) -> dict:
+    """{"stn fused": Timed, "stn grid": Timed} on `arrays` (numpy or CuPy)."""
+    x, theta, grad_output = arrays.input, arrays.theta, arrays.grad_output
+    options = dict(padding_mode=case.padding_mode, align_corners=case.align_corners)
+    size = (*case.input_shape[:2], *case.out_size)
+
+    def fused():
+        return functional.spatial_transform(x, theta, case.out_size, **options)
+
+    def fused_backward():
+        fused()
+        return functional.spatial_transform_backward(grad_output, x, theta, case.out_size, **options)
+
+    def grid():
+        return functional.grid_sample(x, functional.affine_grid(theta, size, case.align_corners),
+                                      **options)
+
+    def grid_backward():
+        sampling_grid = functional.affine_grid(theta, size, case.align_corners)
+        functional.grid_sample(x, sampling_grid, **options)
+        grad_input, grad_grid = functional.grid_sample_backward(grad_output, x, sampling_grid,
+                                                                **options)
+        return grad_input, functional.affine_grid_backward(grad_grid, size, case.align_corners)
+
+    return {"stn fused": Timed(fused, fused_backward), "stn grid": Timed(grid, grid_backward)}
+
+
+def tolerance(name: str, case: Case) -> float:
+    if name == "stn grid":
+        return 0.0  # the same per-pixel math, so the same bits
+    if name == "opencv":
+        return OPENCV_TOLERANCE
+    return TOLERANCE * max(1.0, max(case.input_shape[2:]) / TOLERANCE_SIDE)
+
+
+def check_outputs(case: Case, timed: dict, backend: Backend):
+    """({name: max |output - stn fused output|}, [warning lines]) for every implementation."""
+    reference = backend.to_host(timed["stn fused"].forward())
+    differences, warnings = {}, []
+    for name, implementation in timed.items():
+        if name == "stn fused":
+            continue
+        output = backend.to_host(implementation.forward())
+        difference = float(np.max(np.abs(output - reference)))
+        differences[name] = difference
+        if not difference <= tolerance(name, case):
+            warnings.append(f"WARNING: {name}'s output differs from stn fused by {difference:.3g} "
+                            f"(tolerance {tolerance(name, case):.3g}): not the same work")
+    return differences, warnings
+
+
+def bench_case(case: Case, peers, backend: Backend, repeats: int, bandwidth_gbs: float) -> dict:
+    """Checks, then times, every implementation on one case; returns the row."""
+    host = make_arrays(case)
+    timed = stn_timed(case, Arrays(*(backend.to_device(a) for a in vars(host).values())))
+    for peer in peers:
+        prepared = peer.prepare(case, host) if peer.version else None
+        if prepared is not None:
+            timed[peer.name] = prepared
+    differences, warnings = check_outputs(case, timed, backend)
+    times = {}
+    for name, implementation in timed.items():
+        times[name] = {"forward": median_ms(implementation.forward, repeats, backend.sync),
+                       "forward_backward": None}
+        if implementation.forward_backward is not None:
+            times[name]["forward_backward"] = median_ms(implementation.forward_backward, repeats,
+                                                        backend.sync)
+    ours = times["stn fused"]
+    bound_ms = case.bytes_moved / (bandwidth_gbs * 1e9) * 1e3
+    return {
+        "case": case.name, "input_shape": list(case.input_shape), "out_size": list(case.out_size),
+        "padding_mode": case.padding_mode, "align_corners": case.align_corners,
+        "bytes_moved": case.bytes_moved,
+        "times_ms": {name: times.get(name) for name in bench_table.IMPLEMENTATIONS},
+        "forward_ratio": {name: t["forward"] / ours["forward"] for name, t in times.items()},
+        "forward_backward_ratio": {
+            name: t["forward_backward"] / ours["forward_backward"]
+            for name, t in times.items() if t["forward_backward"] is not None},
+        "gbs": {name: case.bytes_moved / (t["forward"] / 1e3) / 1e9 for name, t in times.items()},
+        "bound_ms": bound_ms, "fused_vs_bound": ours["forward"] / bound_ms,
+        "max_abs_diff": differences, "warnings": warnings,
+    }
+
+
+def thread_scaling(case: Case, backend: Backend, threads: int, repeats: int) -> dict:
+    """stn's fused forward on `case` at 1 thread and at `threads` threads."""
+    forward = stn_timed(case, make_arrays(case))["stn fused"].forward
+    functional.set_num_threads(1)
+    try:
+        one = median_ms(forward, repeats, backend.sync)
+    finally:
+        functional.set_num_threads(threads)
+    many = median_ms(forward, repeats, backend.sync)
+    return {"case": case.name, "input_shape": list(case.input_shape), "threads": threads,
+            "one_thread_ms": one, "threads_ms": many, "speedup": one / many}
+
+
+def machine_info(backend: Backend, threads: int, peers) -> dict:
+    versions = {"python": sys.version.split()[0], "numpy": np.__version__}
+    versions.update({peer.name: peer.version for peer in peers})
+    return {"device": backend.device, "threads": threads, "build_info": functional.build_info(),
+            "versions": versions}
+
+
+def run(args) -> int:
+    if args.device == "cuda":
+        backend, why_not = cuda_backend()
+        if backend is None:
+            print(why_not, file=sys.stderr)
+            return 2
+    else:
+        backend = host_backend()
+    threads = args.threads or functional.get_num_threads()
+    repeats = args.repeats or (2 if args.quick else 5)
+    cases = [quick_case(c) for c in CASES] if args.quick else list(CASES)
+    previous_threads = functional.get_num_threads()
+    previous_peer_threads = bench_peers.set_peer_threads({})
+    functional.set_num_threads(threads)
+    try:
+        peers = bench_peers.peers(threads, backend.device)
+        bandwidth = backend.copy_gbs(threads, QUICK_COPY_MB if args.quick else COPY_MB,
+                                     max(repeats, 3))
+        machine = machine_info(backend, threads, peers)
+        print(bench_table.header(machine, bandwidth, repeats, QUICK_COPY_MB if args.quick else COPY_MB))
+        rows = []
+        for case in cases:
+            rows.append(bench_case(case, peers, backend, repeats, bandwidth))
+            print(bench_table.case_block(rows[-1]), flush=True)
+        print(bench_table.bound_table(rows))
+        scaling = None
+        if backend.device == "cpu":
+            scaling_case = next(c for c in cases if c.name == SCALING_CASE)
+            scaling = thread_scaling(scaling_case, backend, threads, repeats)
+            print(bench_table.scaling_lines(scaling))
+        print(bench_table.notes(peers))
+    finally:
+        functional.set_num_threads(previous_threads)
+        bench_peers.set_peer_threads(previous_peer_threads)
+    if args.json:
+        result = {"machine": machine, "copy_bandwidth_gbs": bandwidth, "repeats": repeats,
+                  "quick": bool(args.quick), "rows": rows, "thread_scaling": scaling}
+        with open(args.json, "w") as file:
+            json.dump(result, file, indent=1)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="threads for stn, torch and OpenCV (default: stn.get_num_threads())")
+    parser.add_argument("--repeats", type=_positive_int, default=None, metavar="R",
+                        help="timed runs per measurement, after a warm-up (default: 5, --quick 2)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny shapes (batch <= 2, sides <= 64): a smoke run, not a benchmark")
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write the numbers here")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="cuda: stn's CUDA kernels on CuPy arrays, beside torch's (needs a GPU)")
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "bench", help="time stn's kernels against torch, OpenCV and scipy",
+        description=__doc__.splitlines()[0])
+    _add_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stn.bench", description=__doc__.splitlines()[0])
+    _add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

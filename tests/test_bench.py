@@ -1,0 +1,31 @@
+"""`stn bench --quick --json FILE` runs end to end and writes the documented JSON.
+
+    PYTHONPATH=python python -m pytest tests/test_bench.py -q
+
+A smoke test of the benchmark program (stn/bench.py), in-process through the `stn` entry
+point: tiny shapes, a few seconds. It asserts no speed; timings belong in the printed table.
+"""
+
+import json
+
+from stn import bench
+from stn.__main__ import main
+
+
+def test_quick_bench_writes_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--threads", "1", "--json", str(path)]) == 0
+    assert "bandwidth bound" in capsys.readouterr().out
+
+    result = json.loads(path.read_text())
+    assert {"machine", "copy_bandwidth_gbs", "rows"} <= result.keys()
+    assert {"build_info", "threads", "versions"} <= result["machine"].keys()
+    assert result["machine"]["threads"] == 1
+    assert result["copy_bandwidth_gbs"] > 0
+
+    assert [row["case"] for row in result["rows"]] == [case.name for case in bench.CASES]
+    for row in result["rows"]:
+        for name in ("stn fused", "stn grid"):
+            times = row["times_ms"][name]
+            assert times["forward"] > 0 and times["forward_backward"] > 0, (row["case"], name)
+        assert row["bound_ms"] > 0 and row["forward_ratio"]["stn fused"] == 1.0
