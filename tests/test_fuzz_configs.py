@@ -193,19 +193,10 @@ class Violation(AssertionError):
     pass
 
 
-# Violations already pinned by an xfail test below: message pattern -> that test. The fuzz
-# drivers count them apart and keep looking for new ones.
-KNOWN_BUGS = {
-    r"cannot parse as \w+: decoding with 'unicode_escape' codec failed \(DeprecationWarning":
-        "test_bad_escape_is_a_located_config_error_with_warnings_as_errors",
-    r"^(each of the \d+ top-level inputs needs an input_shape|input_dim must give 4 dims)":
-        "test_top_level_input_count_mismatch_names_file_and_line",
-    r"^layer 'input' \(Input\): ":
-        "test_bad_top_level_input_shape_names_file_and_line",
-    r"set up, then forward/backward raised ValueError: (stn\.spatial_transform(_backward)?: "
-    r"input must not be empty|cannot reshape array of size 0 into shape \(0,newaxis\))":
-        "test_spatial_transformer_rejects_an_empty_bottom_at_set_up",
-}
+# Violations pinned by a test of their own: message pattern -> that test. The fuzz drivers
+# count them apart and keep looking for new ones. (Empty: the bugs the fuzzing found are
+# fixed, and their tests below now guard them.)
+KNOWN_BUGS: dict = {}
 known_hits: dict = {}
 
 
@@ -411,7 +402,7 @@ def test_fixed_seed_mutations(tmp_dir, path):
 
 
 # --------------------------------------------------------------------------------------------
-# Bugs the fuzzing found, pinned until they are fixed (KNOWN_BUGS lets the drivers pass them)
+# Bugs the fuzzing found, fixed: these tests keep them fixed
 
 
 def located_error(call, path):
@@ -420,11 +411,6 @@ def located_error(call, path):
     assert located(path).match(str(info.value)), str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an invalid escape in a string (\\q, \\;, \\777) makes "
-                   "protobuf's text_format emit a DeprecationWarning; with warnings as errors (this "
-                   "project's pytest setting) parse_message's catch-all turns it into a ConfigError "
-                   "'path: cannot parse as NetParameter: ...' with no line or column (and with the "
-                   "default filters the warning escapes to the caller and the text is accepted)")
 @pytest.mark.parametrize("text", ['name: "a\\;"', 'layer { name: "x\\q" }', 'name: "\\777"'])
 def test_bad_escape_is_a_located_config_error_with_warnings_as_errors(text):
     with warnings.catch_warnings():
@@ -432,8 +418,6 @@ def test_bad_escape_is_a_located_config_error_with_warnings_as_errors(text):
         located_error(lambda: parse_net(text, "net.prototxt"), "net.prototxt")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: net_graph.filtered_layers raises ConfigError without a "
-                   "Location when the top-level inputs and their input_shape / input_dim disagree")
 @pytest.mark.parametrize("text", ['input: "data" input_shape { dim: 1 } input_shape { dim: 2 }',
                                   'input: "data" input: "theta" input_shape { dim: 1 }',
                                   'input: "data" input_dim: 1 input_dim: 3'])
@@ -442,18 +426,11 @@ def test_top_level_input_count_mismatch_names_file_and_line(text):
     located_error(lambda: stn.Net(config, stn.TEST), "net.prototxt")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the Input layer made for top-level inputs has no "
-                   "Location (filtered_layers passes None), so its set-up errors, e.g. a negative "
-                   "dimension, name neither the file nor the line")
 def test_bad_top_level_input_shape_names_file_and_line():
     config = parse_net('input: "data"\ninput_shape { dim: 1 dim: -1 }', "net.prototxt")
     located_error(lambda: stn.Net(config, stn.TEST), "net.prototxt")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: SpatialTransformer's set-up accepts an empty U bottom "
-                   "(a 0 in input_shape), which every other layer rejects as a ConfigError; the "
-                   "net then fails in forward with a ValueError: stn.spatial_transform's 'input "
-                   "must not be empty' for C = 0, a numpy reshape error for N = 0")
 @pytest.mark.parametrize("shape,theta", [((1, 0, 4, 4), (1, 6)), ((0, 1, 4, 4), (0, 6))], ids=str)
 def test_spatial_transformer_rejects_an_empty_bottom_at_set_up(shape, theta):
     dims = " ".join(f"dim: {d}" for d in shape)

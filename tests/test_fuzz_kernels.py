@@ -25,8 +25,8 @@ Properties:
     are padded); grid_sample_backward's gradients are finite for a finite input and
     grad_output; the transformer's are too with zeros padding, where every point that leaves
     the image gets zero gradient (with border/reflection a finite far-away point keeps its
-    true, possibly overflowing, derivative: projective at 1e30, say); a NaN / +-Inf rotation
-    or rigid angle is left to test_nonfinite_angle_gets_zero_gradient, a pinned bug;
+    true, possibly overflowing, derivative: projective at 1e30, say), a NaN / +-Inf rotation
+    or rigid angle included (test_nonfinite_angle_gets_zero_gradient checks it directly);
   * README's point rules: a NaN point reads 0 and gets no grid gradient; with zeros padding a
     point far outside (|g| >= 8, or +-Inf) reads 0 and gets none either; nearest gives none;
   * the fused path is the grid path, bit for bit and non-finite values included:
@@ -35,7 +35,7 @@ Properties:
     transform_grid == affine_grid(to_matrix) for the matrix families; a shared theta reads as
     the same theta repeated; affine_grid_backward is affine_grid's adjoint.
 
-Bugs found are pinned at the end of the file with strict xfail tests.
+The bugs the fuzzing found are fixed; tests at the end of the file guard them.
 
 CI runs a fixed (derandomized) set of examples per test, settings in tests/fuzz_settings.py.
 More examples, and how many each test ran (one JSON line per test):
@@ -452,12 +452,6 @@ def family_rank(kwargs):
                                                  "fixed" not in kwargs) else 1
 
 
-def nonfinite_angle(theta, family):
-    """A rotation or rigid angle of NaN or +-Inf: its grad_theta is NaN, a known bug pinned by
-    test_nonfinite_angle_gets_zero_gradient; the finiteness properties leave it to that test."""
-    return family in ("rotation", "rigid") and not np.isfinite(theta[..., 0]).all()
-
-
 def moderate(*arrays):
     """Finite and at most 1e3 in magnitude: sums and products of a few cannot overflow."""
     return all(np.isfinite(a).all() and (a.size == 0 or np.abs(a).max() <= 1e3) for a in arrays)
@@ -535,7 +529,7 @@ def test_fuzz_spatial_transform_backward(case, fault, data):
                     (grad_input, grad_theta), threads)
     if finite_data:
         assert finite(grad_input), "finite input and grad_output: finite grad_input"
-        if kwargs["padding_mode"] == "zeros" and not nonfinite_angle(theta, kwargs["transform"]):
+        if kwargs["padding_mode"] == "zeros":
             assert finite(grad_theta), "zeros padding, finite data, any theta: finite grad_theta"
     # The grid path, step by step.
     grid = unfused_grid(theta, size, kwargs)
@@ -784,8 +778,6 @@ def test_fuzz_to_matrix(dtype, n, fault, data):
                     "affine_grid(to_matrix) != transform_grid")
 
 
-@pytest.mark.xfail(strict=True, reason="to_matrix accepts an empty batch (returns (0, 2, 3)) "
-                   "where every kernel entry point rejects 0-sized arrays with ValueError")
 @pytest.mark.parametrize("family,shape", [("affine", (0, 2, 3)), ("similarity", (0, 4)),
                                           ("projective", (0, 8))])
 def test_to_matrix_rejects_an_empty_batch_like_the_kernels(family, shape):
@@ -794,13 +786,9 @@ def test_to_matrix_rejects_an_empty_batch_like_the_kernels(family, shape):
 
 
 # --------------------------------------------------------------------------------------------
-# Bugs the fuzzing found, pinned until they are fixed
+# Bugs the fuzzing found, fixed: these keep them fixed
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a NaN or +-Inf rotation/rigid angle makes every point "
-                   "NaN (it reads 0, as documented) but grad_theta's angle entry is NaN instead of "
-                   "0: the zero point gradient times the NaN derivative of sin/cos; "
-                   "transform_grid_backward likewise")
 @pytest.mark.parametrize("dtype", FLOATS, ids=("float32", "float64"))
 @pytest.mark.parametrize("angle", (np.nan, np.inf, -np.inf), ids=("nan", "inf", "-inf"))
 @pytest.mark.parametrize("family", ("rotation", "rigid"))

@@ -129,6 +129,9 @@ STN_HD void params_to_coefficients(const FamilySpec<T>& family, const T* p, T* c
   }
 }
 
+// a * g, but exactly 0 when g is 0 (even for a NaN or infinite a).
+STN_HD double scaled_or_zero(double a, double g) { return g == 0 ? 0.0 : a * g; }
+
 // d loss / d params of one image from d loss / d coefficients: the transpose of the Jacobian
 // of params_to_coefficients at p.
 template <typename T>
@@ -160,7 +163,10 @@ STN_HD void coefficient_grad_to_params(const FamilySpec<T>& family, const T* p,
         c = cos(double(p[0]));
         d_angle = 1.0;
       }
-      grad_params[0] = d_angle * (-s * g[0] - c * g[1] + c * g[3] - s * g[4]);
+      // A NaN or infinite angle makes every point NaN (outside, zero gradient): its
+      // gradient is 0 then, not 0 * NaN.
+      grad_params[0] = d_angle * (scaled_or_zero(-s, g[0]) + scaled_or_zero(-c, g[1]) +
+                                  scaled_or_zero(c, g[3]) + scaled_or_zero(-s, g[4]));
       if (family.params == 3) grad_params[1] = g[2], grad_params[2] = g[5];
       return;
     }

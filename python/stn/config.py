@@ -16,8 +16,9 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
-from typing import List, NamedTuple, Union
+from typing import List, NamedTuple, Optional, Union
 
 from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
@@ -34,6 +35,7 @@ class NetConfig:
     param: caffe_pb2.NetParameter
     path: str
     layer_locations: List[Location] = field(default_factory=list)  # one per param.layer
+    input_location: Optional[Location] = None  # the first top-level `input`, if any
 
     def location_of_layer(self, index: int) -> Location:
         """Where the index-th layer's `layer` keyword is in the file."""
@@ -66,7 +68,8 @@ def parse_net(text: Union[str, bytes], path: str = "<string>") -> NetConfig:
     if isinstance(text, bytes):
         text = _decode(text, path)
     param = parse_message(text, caffe_pb2.NetParameter, path)
-    return NetConfig(param, path, _layer_locations(_scan(text), path))
+    tokens = _scan(text)
+    return NetConfig(param, path, _layer_locations(tokens, path), _input_location(tokens, path))
 
 
 def read_solver(path) -> SolverConfig:
@@ -94,12 +97,45 @@ def parse_message(text: Union[str, bytes], message_class, path: str = "<string>"
         text = _decode(text, path)
     message = message_class()
     try:
-        text_format.Parse(text, message)
+        with warnings.catch_warnings():
+            # protobuf warns (DeprecationWarning) about an invalid escape such as "\q" and then
+            # accepts it, or fails with no position when warnings are errors: make it an error
+            # at its place either way.
+            warnings.simplefilter("error", DeprecationWarning)
+            text_format.Parse(text, message)
+    except DeprecationWarning as warning:
+        raise ConfigError(f"invalid escape in a string ({warning})", _bad_escape(text, path)) from None
     except text_format.ParseError as error:
         raise _explain(error, text, message.DESCRIPTOR, path) from None
     except Exception as error:  # anything else from inside protobuf
+        cause = error.__cause__ or error.__context__
+        if isinstance(cause, DeprecationWarning) or "DeprecationWarning" in str(error):
+            raise ConfigError(f"invalid escape in a string ({error})", _bad_escape(text, path)) from None
         raise ConfigError(f"{path}: cannot parse as {message.DESCRIPTOR.name}: {error}") from None
     return message
+
+
+_ESCAPE = re.compile(r"""\\(?:[abfnrtv\\'"?]|x[0-9A-Fa-f]{1,2}|[0-3][0-7]{0,2}|[4-7][0-7]?|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8})""")
+
+
+def _bad_escape(text: str, path: str) -> Location:
+    """Where the first escape that protobuf rejects is, scanning the quoted strings (the
+    string's own place when no single escape stands out)."""
+    tokens = _scan(text)
+    for token in tokens:
+        if token.text[:1] not in "\"'" or "\\" not in token.text:
+            continue
+        i = 1
+        while i < len(token.text):
+            if token.text[i] == "\\":
+                match = _ESCAPE.match(token.text, i)
+                if match is None:
+                    return Location(path, token.line, token.column + i)
+                i = match.end()
+            else:
+                i += 1
+    first = next((t for t in tokens if t.text[:1] in "\"'" and "\\" in t.text), None)
+    return Location(path, first.line, first.column) if first else Location(path, 1, 1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -210,6 +246,18 @@ def _walk(tokens: List[_Token], stop: int, root):
         elif text in ("}", ">") and len(stack) > 1:
             stack.pop()
     return stack, layers
+
+
+def _input_location(tokens: List[_Token], path: str) -> Optional[Location]:
+    depth = 0
+    for i, token in enumerate(tokens):
+        if token.text in ("{", "<"):
+            depth += 1
+        elif token.text in ("}", ">"):
+            depth = max(0, depth - 1)
+        elif depth == 0 and token.text in ("input", "input_shape", "input_dim") and _is_name(tokens, i):
+            return Location(path, token.line, token.column)
+    return None
 
 
 def _layer_locations(tokens: List[_Token], path: str) -> List[Location]:

@@ -54,7 +54,7 @@ class Net:
         self.base_dir = os.path.dirname(os.path.abspath(config.path)) if config.path != "<string>" else os.getcwd()
         self._rng = np.random.default_rng(seed)
         graph = insert_splits(filtered_layers(config.param, PHASES[self.phase], level, set(stages),
-                                              config.layer_locations))
+                                              config.layer_locations, config.input_location))
         self.blobs = OrderedDict()
         self.layers, self._bottoms, self._tops, self._layer_params = [], [], [], []
         self._build(graph, force_backward=config.param.force_backward)

@@ -46,9 +46,9 @@ def loss_weight_of(layer, top_index: int) -> float:
     return 1.0 if top_index == 0 and layer.type.endswith("Loss") else 0.0
 
 
-def filtered_layers(net_param, phase: int, level: int, stages, locations):
+def filtered_layers(net_param, phase: int, level: int, stages, locations, input_location=None):
     """[(LayerParameter copy, Location)] of the layers that run in this state, with the
-    top-level `input` blobs turned into a leading Input layer."""
+    top-level `input` blobs turned into a leading Input layer (located at the first `input`)."""
     kept = []
     inputs = list(net_param.input)
     if inputs:
@@ -57,15 +57,15 @@ def filtered_layers(net_param, phase: int, level: int, stages, locations):
             dims = list(net_param.input_dim)
             if len(dims) != 4 * len(inputs):
                 raise ConfigError(f"input_dim must give 4 dims for each of the {len(inputs)} "
-                                  f"inputs, got {len(dims)}")
+                                  f"inputs, got {len(dims)}", input_location)
             shapes = [dims[4 * i: 4 * i + 4] for i in range(len(inputs))]
         if len(shapes) != len(inputs):
             raise ConfigError(f"each of the {len(inputs)} top-level inputs needs an input_shape "
-                              f"(or 4 input_dim values), got {len(shapes)}")
+                              f"(or 4 input_dim values), got {len(shapes)}", input_location)
         layer = caffe_pb2.LayerParameter(name="input", type="Input", top=inputs)
         for dims in shapes:
             layer.input_param.shape.add().dim.extend(dims)
-        kept.append((layer, None))
+        kept.append((layer, input_location))
     for index, layer in enumerate(net_param.layer):
         if layer_included(layer, phase, level, stages):
             kept.append((copy.deepcopy(layer), locations[index] if index < len(locations) else None))

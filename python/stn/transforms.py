@@ -243,6 +243,7 @@ def to_matrix(family: str, params, *, fixed=None) -> np.ndarray:
     projective; shared params give one matrix. Computed by the kernels' own code."""
     fn = "transforms.to_matrix"
     params = check.float_array(fn, "params", params)
+    check.not_empty(fn, "params", params)
     if family not in FAMILIES or family == "tps":
         raise ValueError(f"stn.{fn}: family must be one of {list(FAMILIES[:7])} (tps is not a "
                          f"matrix), got {family!r}")

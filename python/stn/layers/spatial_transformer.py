@@ -81,8 +81,7 @@ class SpatialTransformerLayer(Layer):
                 raise self.error(f"st_param.{field} must be one of {tuple(allowed)}, "
                                  f"got {getattr(st, field)!r}")
         u, theta = bottoms
-        if len(u.shape) != 4:
-            raise self.error(f"bottom U must be 4-D (N, C, H, W), got shape {u.shape}")
+        self._check_u(u)
         self.transform = st.transform_type
         # Fixed entries, in row-major order; the theta bottom fills the others.
         self.fixed = {i: getattr(st, f) for i, f in enumerate(THETA_FIELDS) if st.HasField(f)}
@@ -99,6 +98,12 @@ class SpatialTransformerLayer(Layer):
         if self.out_height <= 0 or self.out_width <= 0:
             raise self.error(f"output_H and output_W must be positive, got "
                              f"{self.out_height} x {self.out_width}")
+
+    def _check_u(self, u):
+        if len(u.shape) != 4:
+            raise self.error(f"bottom U must be 4-D (N, C, H, W), got shape {u.shape}")
+        if 0 in u.shape:
+            raise self.error(f"bottom U must not be empty (every size positive), got shape {u.shape}")
 
     def _check_family_fields(self, st):
         named = [f for f in THETA_FIELDS if st.HasField(f)]
@@ -152,6 +157,7 @@ class SpatialTransformerLayer(Layer):
 
     def reshape(self, bottoms, tops):
         u, theta = bottoms
+        self._check_u(u)
         if len(theta.shape) < 1 or theta.shape[0] != u.shape[0] or theta.count(1) != self._params_per_image(theta):
             self._check_theta(u, theta)
         tops[0].reshape((u.shape[0], u.shape[1], self.out_height, self.out_width))
