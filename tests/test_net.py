@@ -216,3 +216,26 @@ def test_hdf5_weights_of_layers_with_slashes_in_their_names(tmp_path):
     other = net_from(text.replace("std: 1", "std: 5"), weights=str(tmp_path / "w.h5"))
     np.testing.assert_array_equal(other.params["inception_3a/1x1"][0].data,
                                   net.params["inception_3a/1x1"][0].data)
+
+
+def test_untrusted_weight_files_are_config_errors_naming_the_file(tmp_path):
+    """A .caffemodel whose blob holds fewer values than its shape says, and an HDF5 weights
+    file with a string dataset, are rejected with the file named (no numpy error escapes)."""
+    from stn.proto import caffe_pb2
+    net = net_from(BRANCHY)
+    layer = next(layer for layer in net.layers if layer.blobs)
+    message = caffe_pb2.NetParameter(name="bad")
+    stored = message.layer.add(name=layer.name, type=layer.type_name)
+    blob = stored.blobs.add()
+    blob.shape.dim.extend(layer.blobs[0].shape)
+    blob.data.extend([0.0] * 3)
+    path = tmp_path / "short.caffemodel"
+    path.write_bytes(message.SerializeToString())
+    with pytest.raises(stn.ConfigError, match=rf"^{path}: layer '{layer.name}' blob 0 holds 3 values"):
+        net.copy_from(path)
+    h5py = pytest.importorskip("h5py")
+    h5_path = tmp_path / "strings.h5"
+    with h5py.File(h5_path, "w") as f:
+        f.create_dataset(f"data/{layer.name}/0", data=np.array([b"not", b"numbers"]))
+    with pytest.raises(stn.ConfigError, match=rf"^{h5_path}: layer '{layer.name}' blob 0 has dtype"):
+        net.copy_from(h5_path)

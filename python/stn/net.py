@@ -260,8 +260,7 @@ class Net:
                 raise ConfigError(f"{path}: no layers in the new format: a V1 caffemodel "
                                   "('layers' entries) must be upgraded with Caffe's "
                                   "upgrade_net_proto_binary first")
-            stored = {layer.name: [np.asarray(b.data, np.float64).reshape(tuple(b.shape.dim) or
-                                   (b.num, b.channels, b.height, b.width)) for b in layer.blobs]
+            stored = {layer.name: [_blob_array(path, layer.name, k, b) for k, b in enumerate(layer.blobs)]
                       for layer in message.layer if layer.blobs}
         for layer in self.layers:
             if layer.name not in stored:
@@ -295,3 +294,14 @@ class Net:
                 proto.data.extend(blob.data.astype(np.float32).ravel().tolist())
         from .atomic_write import write_atomically
         write_atomically(path, message.SerializeToString())
+
+
+def _blob_array(path, layer_name: str, index: int, blob) -> np.ndarray:
+    """A BlobProto's values in its shape (or the legacy num/channels/height/width); a count
+    that does not match the shape is an error naming the file."""
+    shape = tuple(blob.shape.dim) or (blob.num, blob.channels, blob.height, blob.width)
+    values = np.asarray(blob.double_data if len(blob.double_data) else blob.data, np.float64)
+    if any(d < 0 for d in shape) or values.size != int(np.prod(shape, dtype=np.int64)):
+        raise ConfigError(f"{path}: layer '{layer_name}' blob {index} holds {values.size} "
+                          f"values, its shape {list(shape)} says {int(np.prod(shape))}")
+    return values.reshape(shape)

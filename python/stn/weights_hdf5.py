@@ -33,6 +33,15 @@ def read_weights_hdf5(path) -> dict:
         raise ConfigError(f"{path}: cannot read HDF5 weights: {error}") from None
 
 
+def _numeric(path, layer: str, key: str, dataset) -> np.ndarray:
+    """A weight blob as float64; a dataset of strings, compounds or objects is an error."""
+    kind = getattr(dataset, "dtype", np.dtype("O")).kind
+    if kind not in "fiub":
+        raise ConfigError(f"{path}: layer '{layer}' blob {key} has dtype {dataset.dtype}, "
+                          "expected numbers")
+    return np.asarray(dataset, np.float64)
+
+
 def _collect_layers(path, group, prefix: str, weights: dict) -> None:
     """A layer is a group of datasets "0", "1", ...; a layer name with "/" (e.g.
     inception_3a/1x1) is stored by h5py as nested groups, so walk them and join the names."""
@@ -43,7 +52,7 @@ def _collect_layers(path, group, prefix: str, weights: dict) -> None:
             keys.sort(key=int)
             if keys != [str(k) for k in range(len(keys))]:
                 raise ConfigError(f"{path}: layer '{full}' has blobs {keys}, expected 0..{len(keys) - 1}")
-            weights[full] = [np.asarray(item[k], np.float64) for k in keys]
+            weights[full] = [_numeric(path, full, k, item[k]) for k in keys]
         else:
             _collect_layers(path, item, full + "/", weights)
 
