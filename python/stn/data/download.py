@@ -95,6 +95,8 @@ def fetch(url: str, destination, sha256: str, *, timeout: float = 60, progress: 
                 # http.client.IncompleteRead. HTTPError prints as "HTTP Error 404: Not Found";
                 # a URLError's reason is the underlying OS error.
                 reason = error if isinstance(error, urllib.error.HTTPError) else getattr(error, "reason", error)
+                if isinstance(error, urllib.error.HTTPError):
+                    error.close()  # it holds the response's socket open until collected
                 raise OSError(f"cannot download {url} to {destination}: {reason}") from error
             temporary.flush()
             os.fsync(temporary.fileno())
