@@ -31,7 +31,7 @@ def assert_same(a, b):
 
 def assert_backends_agree(function, *args):
     """stn._core.<function> on the emulated device equals the CPU path, bit for bit (the CPU
-    ignores `deterministic`: it always is)."""
+    ignores `deterministic`: it always is); returns the CPU's result."""
     emulated = getattr(_core, function)(*args, backend="emulated")
     cpu = getattr(_core, function)(*args)
     if isinstance(cpu, tuple):
@@ -39,6 +39,7 @@ def assert_backends_agree(function, *args):
             assert_same(a, b)
     else:
         assert_same(emulated, cpu)
+    return cpu
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

@@ -23,6 +23,7 @@ import stn
 from stn import _core, transforms
 from conftest import DTYPES
 from gradcheck import assert_gradient
+from test_device_emulation import assert_backends_agree, assert_same
 
 N, C, H, W = 2, 2, 5, 6   # input
 HO, WO = 4, 6             # output: even sizes, so no base point sits at 0 (a rotation centre)
@@ -763,22 +764,6 @@ def test_invert_affine_rejects_singular_and_bad_theta():
 
 # --------------------------------------------------------------------------------------------
 # 6. The emulated device equals the CPU, bit for bit.
-
-
-def assert_same(a, b):
-    if a is None or b is None:
-        assert a is None and b is None
-        return
-    assert a.dtype == b.dtype and a.shape == b.shape
-    assert a.tobytes() == b.tobytes()
-
-
-def assert_backends_agree(function, *args):
-    emulated = getattr(_core, function)(*args, backend="emulated")
-    cpu = getattr(_core, function)(*args)
-    for a, b in zip(*(r if isinstance(r, tuple) else (r,) for r in (emulated, cpu))):
-        assert_same(a, b)
-    return cpu
 
 
 @pytest.mark.parametrize("deterministic", (False, True), ids=("atomic", "sorted"))
