@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "../cpu/simd/affine_rows.h"
 #include "../stn/api.h"
 
 #if defined(_OPENMP)
@@ -58,6 +59,7 @@ py::dict build_info() {
   info["compiler"] = STN_CXX_COMPILER;
   info["cxx_standard"] = int(__cplusplus);
   info["simd"] = compiled_simd_level();
+  info["simd_kernels"] = cpu::simd::level_name();  // chosen at run time (cpu/simd/)
 #if defined(_OPENMP)
   info["openmp"] = true;
   info["openmp_version"] = int(_OPENMP);

@@ -12,6 +12,7 @@
 #include <string>
 #include <tuple>
 
+#include "../cpu/simd/affine_rows.h"
 #include "../stn/api.h"
 
 namespace py = pybind11;
@@ -297,6 +298,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("build_info", &stn::bindings::build_info);
   m.def("set_num_threads", &stn::cpu::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &stn::cpu::get_num_threads);
+  m.def("simd_level", &stn::cpu::simd::level_name,
+        "The vector kernels in use by the CPU path: 'AVX-512', 'AVX2' or 'off'.");
+  m.def("set_simd_level", [](const std::string& name) { return stn::cpu::simd::set_level(name.c_str()); },
+        py::arg("name"), "Select 'best', 'avx512', 'avx2' or 'off'; False if unavailable here.");
   stn::bindings::define_cuda_entry_points(m);
   stn::bindings::define_pooling(m);
 }

@@ -11,6 +11,7 @@
 
 #include "../stn/api.h"
 #include "../stn/device_ops.h"
+#include "simd_paths.h"
 
 namespace stn {
 namespace cpu {
@@ -37,6 +38,30 @@ void parallel_for(index_t count, const Fn& fn, index_t min_items_to_split = kMin
   for (index_t i = 0; i < count; ++i) fn(i);
 }
 
+// grad_input (N, C, H, W) in work items (n, band of input rows): each item zeroes its band,
+// then calls fn(n, row_begin, row_end), which adds only the taps landing in that band.
+// Bands exist so that N = 1 still uses every thread; they cost a repeated coordinate pass.
+template <typename T, typename Fn>
+void for_each_band(const SamplerShape& shape, T* grad_input, const Fn& fn) {
+  const index_t threads = get_num_threads();
+  const index_t bands =
+      std::max<index_t>(1, std::min<index_t>((threads + shape.batch - 1) / shape.batch, shape.in_height));
+  const index_t band_rows = (shape.in_height + bands - 1) / bands;
+  // Each item walks a whole image, so split whenever there is more than one.
+  parallel_for(shape.batch * bands, [&](index_t item) {
+    const index_t n = item / bands;
+    const index_t row_begin = (item % bands) * band_rows;
+    const index_t row_end = std::min(shape.in_height, row_begin + band_rows);
+    if (row_begin >= row_end) return;
+    for (index_t c = 0; c < shape.channels; ++c) {
+      T* plane = grad_input + (n * shape.channels + c) * shape.in_plane();
+      std::memset(plane + row_begin * shape.in_width, 0,
+                  sizeof(T) * size_t((row_end - row_begin) * shape.in_width));
+    }
+    fn(n, row_begin, row_end);
+  }, /*min_items_to_split=*/2);
+}
+
 template <typename U>
 class HostBuffer {
  public:
@@ -48,14 +73,17 @@ class HostBuffer {
 };
 
 struct CpuExecutor {
+  // Bodies the row kernels cover (simd_paths.h) go there; the rest run here.
   template <typename Body>
   void launch(index_t count, const Body& body) {
+    if (simd_launch(count, body)) return;
     parallel_for(count, body);
   }
 
   // One work item per output row, so the pixel loop needs no index division.
   template <typename Body>
   void launch_pixels(index_t batch, index_t out_height, index_t out_width, const Body& body) {
+    if (simd_launch_pixels(batch, out_height, out_width, body)) return;
     const index_t min_rows = (kMinItemsToSplit + out_width - 1) / out_width;
     parallel_for(batch * out_height, [&](index_t row) {
       const index_t n = row / out_height, ho = row % out_height;
@@ -70,35 +98,21 @@ struct CpuExecutor {
 
   void finish() {}  // loops are synchronous
 
-  // grad_input (N, C, H, W): work item (n, band) zeroes its band of rows, then walks every
-  // output pixel of image n in raster order and adds only the taps that land in its band.
-  // Bands exist so that N = 1 still uses every thread; they cost a repeated coordinate pass.
+  // grad_input (N, C, H, W), band by band (for_each_band): every output pixel of image n in
+  // raster order, adding only the taps that land in the band.
   template <typename T, typename Coords>
   void scatter_grad_input(const Coords& coords, const T* grad_output, const SamplerShape& shape,
                           const SamplerOptions& options, bool /*always deterministic*/,
                           T* grad_input) {
-    const index_t threads = get_num_threads();
-    const index_t bands =
-        std::max<index_t>(1, std::min<index_t>((threads + shape.batch - 1) / shape.batch, shape.in_height));
-    const index_t band_rows = (shape.in_height + bands - 1) / bands;
+    if (simd_scatter_grad_input(coords, grad_output, shape, options, grad_input)) return;
     dispatch_interp(options.mode, [&](auto mode) {
       using Body = ScatterPixel<T, decltype(mode)::value, Coords, PlainAdd>;
-      // Each item walks a whole image, so split whenever there is more than one.
-      parallel_for(shape.batch * bands, [&](index_t item) {
-        const index_t n = item / bands;
-        const index_t row_begin = (item % bands) * band_rows;
-        const index_t row_end = std::min(shape.in_height, row_begin + band_rows);
-        if (row_begin >= row_end) return;
-        for (index_t c = 0; c < shape.channels; ++c) {
-          T* plane = grad_input + (n * shape.channels + c) * shape.in_plane();
-          std::memset(plane + row_begin * shape.in_width, 0,
-                      sizeof(T) * size_t((row_end - row_begin) * shape.in_width));
-        }
+      for_each_band(shape, grad_input, [&](index_t n, index_t row_begin, index_t row_end) {
         const Body body{coords, grad_output, grad_input, shape, options, row_begin, row_end, PlainAdd{}};
         index_t pixel = n * shape.out_plane();
         for (index_t ho = 0; ho < shape.out_height; ++ho)
           for (index_t wo = 0; wo < shape.out_width; ++wo, ++pixel) body.at(n, ho, wo, pixel);
-      }, /*min_items_to_split=*/2);
+      });
     });
   }
 };

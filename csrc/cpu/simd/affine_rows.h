@@ -1,0 +1,85 @@
+// Vectorized row kernels for the hot case of the fused transformer: an affine point map,
+// bilinear sampling, float32, zeros or border padding. Each kernel handles one output row
+// (n, ho), 8 (AVX2) or 16 (AVX-512) output pixels per step, and is chosen at run time from
+// what the CPU supports (simd_dispatch.cpp); everything else runs the generic per-pixel
+// bodies (stn/kernel_bodies.h).
+//
+// The kernels compute exactly what the generic bodies compute over stn/taps.h and
+// stn/coords.h: the same IEEE operations in the same order, compiled without FMA
+// contraction, with skipped taps contributing an exact +0. Results are therefore bit-identical
+// to the generic path (tests/test_simd.py checks every level against it). The scalar maths
+// stays the one definition; this is its vector transcription, and must change with it.
+//
+// This header is plain data and declarations: the per-ISA translation units include it with
+// their own compiler flags, so it must not define inline functions shared with generic code.
+#pragma once
+
+#include <cstdint>
+
+namespace stn {
+namespace cpu {
+namespace simd {
+
+// One output row of the affine map: output pixel wo samples the input at
+// (x, y) = theta @ (x_base[wo], y_base, 1) in normalized coordinates (x = column, y = row,
+// [-1, 1] spanning the image as coords.h describes for align_corners).
+struct AffineRow {
+  const float* theta;   // 6 entries, row-major 2x3
+  const float* x_base;  // (out_width): base grid x of each output column
+  float y_base;         // base grid y of this row
+  int64_t out_width;
+  int64_t in_height, in_width;
+  bool border;          // border padding; zeros padding otherwise
+  bool align_corners;
+};
+
+// One image's planes: (channels, plane) floats, channel stride `plane`.
+struct ConstPlanes {
+  const float* data;
+  int64_t channels, plane;
+};
+
+// Row buffers of the four bilinear corners of every output pixel, for the scatter:
+// base[wo] = r0 * W + c0 is the north-west corner (NE = base + 1, SW = base + W,
+// SE = base + W + 1), weight[k][wo] its weight, and bit k of inside[wo] is set when corner k
+// (NW, NE, SW, SE) is inside the image and in input rows [row_begin, row_end).
+struct RowCorners {
+  int32_t* base;
+  float* weight[4];
+  int32_t* inside;
+};
+
+// output: the row's first pixel in channel 0 of (C, Ho, Wo), channel stride out_plane.
+using ForwardRowFn = void (*)(const AffineRow& row, ConstPlanes input, float* output,
+                              int64_t out_plane);
+// d loss / d (grid_x, grid_y) of each pixel of the row, into grad_x / grad_y (out_width).
+// grad_output: the row's first pixel in channel 0, channel stride out_plane.
+using GridGradRowFn = void (*)(const AffineRow& row, ConstPlanes input, const float* grad_output,
+                               int64_t out_plane, float* grad_x, float* grad_y);
+using CornersRowFn = void (*)(const AffineRow& row, int64_t row_begin, int64_t row_end,
+                              const RowCorners& corners);
+
+struct RowKernels {
+  const char* name;  // "AVX-512", "AVX2"
+  ForwardRowFn forward;
+  GridGradRowFn grid_grad;
+  CornersRowFn corners;
+};
+
+// The kernels in use, or nullptr when none applies (no SIMD level on this CPU or build, or
+// switched off). The default is the widest level the CPU supports; the environment variable
+// STN_SIMD=avx512|avx2|off at start-up, or set_level(), chooses another.
+const RowKernels* row_kernels();
+
+// Selects a level by name ("best", "avx512", "avx2", "off"); false if this CPU or build
+// lacks it (the setting is then unchanged). level_name() is "off" when none is in use.
+bool set_level(const char* name);
+const char* level_name();
+
+// The per-ISA tables (nullptr where not compiled in).
+const RowKernels* avx512_kernels();
+const RowKernels* avx2_kernels();
+
+}  // namespace simd
+}  // namespace cpu
+}  // namespace stn

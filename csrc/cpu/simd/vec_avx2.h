@@ -1,0 +1,61 @@
+// AVX2 vector operations for affine_row_kernels.h: 8 float lanes, masks as all-ones lanes.
+// Include only from a translation unit compiled with -mavx2.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace stn {
+namespace cpu {
+namespace simd {
+
+struct Avx2 {
+  static constexpr int kLanes = 8;
+  using F = __m256;
+  using I = __m256i;
+  using M = __m256;  // every bit of a lane set, or none
+
+  static M first(int64_t n) {
+    const int32_t count = n >= kLanes ? kLanes : int32_t(n);
+    return _mm256_castsi256_ps(
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+  }
+  static M both(M a, M b) { return _mm256_and_ps(a, b); }
+  static M either(M a, M b) { return _mm256_or_ps(a, b); }
+  static M neither(M a, M b) { return _mm256_xor_ps(_mm256_or_ps(a, b), _mm256_castsi256_ps(_mm256_set1_epi32(-1))); }
+
+  static F set(float x) { return _mm256_set1_ps(x); }
+  static F zero() { return _mm256_setzero_ps(); }
+  static F load(const float* p, M m) { return _mm256_maskload_ps(p, _mm256_castps_si256(m)); }
+  static void store(float* p, F v, M m) { _mm256_maskstore_ps(p, _mm256_castps_si256(m), v); }
+
+  static F add(F a, F b) { return _mm256_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F neg(F a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+  static F floor(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+
+  // Ordered comparisons: false wherever a lane is NaN.
+  static M lt(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static M le(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
+  static M gt(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static M ge(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
+  static F select(M m, F if_set, F otherwise) { return _mm256_blendv_ps(otherwise, if_set, m); }
+  static F zero_unless(M m, F a) { return _mm256_and_ps(m, a); }
+
+  static I to_int(F integral) { return _mm256_cvttps_epi32(integral); }
+  static I mul_add(I r, int32_t w, I c) { return _mm256_add_epi32(_mm256_mullo_epi32(r, _mm256_set1_epi32(w)), c); }
+  static I bit_if(M m, int32_t bit) { return _mm256_and_si256(_mm256_castps_si256(m), _mm256_set1_epi32(bit)); }
+  static I or_int(I a, I b) { return _mm256_or_si256(a, b); }
+  static I plus(I a, int32_t k) { return _mm256_add_epi32(a, _mm256_set1_epi32(k)); }
+  static void store_int(int32_t* p, I v, M m) { _mm256_maskstore_epi32(p, _mm256_castps_si256(m), v); }
+
+  static F gather(const float* base, I offset, M m) {
+    return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, offset, m, 4);
+  }
+};
+
+}  // namespace simd
+}  // namespace cpu
+}  // namespace stn

@@ -1,0 +1,60 @@
+// AVX-512 vector operations for affine_row_kernels.h: 16 float lanes, masks in k-registers.
+// Include only from a translation unit compiled with -mavx512f.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace stn {
+namespace cpu {
+namespace simd {
+
+struct Avx512 {
+  static constexpr int kLanes = 16;
+  using F = __m512;
+  using I = __m512i;
+  using M = __mmask16;
+
+  // The first min(n, 16) lanes.
+  static M first(int64_t n) { return n >= kLanes ? M(0xFFFF) : M((1u << unsigned(n)) - 1u); }
+  static M both(M a, M b) { return M(a & b); }
+  static M either(M a, M b) { return M(a | b); }
+  static M neither(M a, M b) { return M(~(a | b)); }
+
+  static F set(float x) { return _mm512_set1_ps(x); }
+  static F zero() { return _mm512_setzero_ps(); }
+  static F load(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }  // 0 where !m
+  static void store(float* p, F v, M m) { _mm512_mask_storeu_ps(p, m, v); }
+
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F neg(F a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MIN))); }
+  static F floor(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+
+  // Ordered comparisons: false wherever a lane is NaN.
+  static M lt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static M le(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
+  static M gt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static M ge(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
+  static F select(M m, F if_set, F otherwise) { return _mm512_mask_blend_ps(m, otherwise, if_set); }
+  static F zero_unless(M m, F a) { return _mm512_maskz_mov_ps(m, a); }
+
+  // Integer lanes: exact conversions of integral floats, and offsets r * w + c.
+  static I to_int(F integral) { return _mm512_cvttps_epi32(integral); }
+  static I mul_add(I r, int32_t w, I c) { return _mm512_add_epi32(_mm512_mullo_epi32(r, _mm512_set1_epi32(w)), c); }
+  static I bit_if(M m, int32_t bit) { return _mm512_maskz_mov_epi32(m, _mm512_set1_epi32(bit)); }
+  static I or_int(I a, I b) { return _mm512_or_si512(a, b); }
+  static I plus(I a, int32_t k) { return _mm512_add_epi32(a, _mm512_set1_epi32(k)); }
+  static void store_int(int32_t* p, I v, M m) { _mm512_mask_storeu_epi32(p, m, v); }
+
+  // base[offset] in lanes of m, 0 elsewhere (those lanes read no memory).
+  static F gather(const float* base, I offset, M m) {
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, offset, base, 4);
+  }
+};
+
+}  // namespace simd
+}  // namespace cpu
+}  // namespace stn

@@ -1,0 +1,200 @@
+// The executor's vectorized paths (simd_paths.h): eligibility, the per-row job of the affine
+// map, and the loops around the row kernels. Plain C++ (no ISA flags): the kernels it calls
+// were compiled per ISA and chosen at run time.
+#include "simd_paths.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "cpu_executor.h"
+#include "simd/affine_rows.h"
+
+namespace stn {
+namespace cpu {
+namespace {
+
+// The affine map of one call, row by row, or none (kernels == nullptr) when the call does
+// not qualify for the row kernels.
+class AffineRows {
+ public:
+  AffineRows(const AffineCoords<float>& coords, const SamplerShape& shape, const SamplerOptions& options)
+      : coords_(coords), shape_(shape), options_(options) {
+    const bool padding_ok = options.padding == Padding::Zeros ||
+                            (options.padding == Padding::Border && shape.in_height > 1 && shape.in_width > 1);
+    // Offsets are int32 (corners reach r * W + c + W + 1, r up to H + 2) and image sides must
+    // be exact floats; the kernels' compares rely on both.
+    const index_t kMaxSide = index_t(1) << 24;
+    const bool sizes_ok = shape.in_height < kMaxSide && shape.in_width < kMaxSide &&
+                          (shape.in_height + 4) * (shape.in_width + 4) < index_t(INT32_MAX);
+    if (options.mode != Interp::Bilinear || !padding_ok || !sizes_ok) return;
+    kernels_ = simd::row_kernels();
+    if (kernels_ == nullptr) return;
+    x_base_.resize(size_t(shape.out_width));
+    for (index_t wo = 0; wo < shape.out_width; ++wo) x_base_[size_t(wo)] = coords.base.x(wo);
+  }
+
+  const simd::RowKernels* kernels() const { return kernels_; }
+  const float* x_base() const { return x_base_.data(); }
+
+  simd::AffineRow row(index_t n, index_t ho) const {
+    return simd::AffineRow{coords_.theta + n * coords_.theta_stride, x_base_.data(), coords_.base.y(ho),
+                           shape_.out_width, shape_.in_height, shape_.in_width,
+                           options_.padding == Padding::Border, options_.align_corners};
+  }
+
+  // Image n of a (N, C, H, W) input.
+  simd::ConstPlanes image(const float* input, index_t n) const {
+    return simd::ConstPlanes{input + n * shape_.channels * shape_.in_plane(), shape_.channels, shape_.in_plane()};
+  }
+
+  // Offset of row (n, ho) in channel 0 of an (N, C, Ho, Wo) array.
+  index_t out_row(index_t n, index_t ho) const {
+    return n * shape_.channels * shape_.out_plane() + ho * shape_.out_width;
+  }
+
+ private:
+  AffineCoords<float> coords_;
+  SamplerShape shape_;
+  SamplerOptions options_;
+  const simd::RowKernels* kernels_ = nullptr;
+  std::vector<float> x_base_;
+};
+
+// One channel of a run of output pixels (whole rows, in raster order):
+// plane[corner] += weight * g[wo], pixel by pixel. While consecutive pixels share a 2x2 cell (or step one column right), its four
+// running sums stay in registers instead of going through memory each time; every element
+// still receives the same additions in the same order, so the result is bit-identical to
+// adding in memory. Pixels with a corner outside the image or band go straight to memory.
+void scatter_row(const simd::RowCorners& corners, index_t out_width, index_t width, const float* g,
+                 float* plane) {
+  bool held = false;
+  index_t cell = 0;                            // NW corner of the held cell
+  float north_west = 0, north_east = 0, south_west = 0, south_east = 0;
+  const auto release = [&] {
+    if (!held) return;
+    plane[cell] = north_west, plane[cell + 1] = north_east;
+    plane[cell + width] = south_west, plane[cell + width + 1] = south_east;
+    held = false;
+  };
+  for (index_t wo = 0; wo < out_width; ++wo) {
+    const int32_t bits = corners.inside[wo];
+    if (bits == 0) continue;
+    const index_t base = corners.base[wo];
+    const float value = g[wo];
+    if (bits != 15) {
+      release();
+      if (bits & 1) plane[base] += corners.weight[0][wo] * value;
+      if (bits & 2) plane[base + 1] += corners.weight[1][wo] * value;
+      if (bits & 4) plane[base + width] += corners.weight[2][wo] * value;
+      if (bits & 8) plane[base + width + 1] += corners.weight[3][wo] * value;
+      continue;
+    }
+    if (!held || base != cell) {
+      if (held && base == cell + 1) {  // one column right: the east corners become the west ones
+        plane[cell] = north_west, plane[cell + width] = south_west;
+        north_west = north_east, south_west = south_east;
+        north_east = plane[base + 1], south_east = plane[base + width + 1];
+      } else {
+        release();
+        north_west = plane[base], north_east = plane[base + 1];
+        south_west = plane[base + width], south_east = plane[base + width + 1];
+      }
+      held = true;
+      cell = base;
+    }
+    north_west += corners.weight[0][wo] * value;
+    north_east += corners.weight[1][wo] * value;
+    south_west += corners.weight[2][wo] * value;
+    south_east += corners.weight[3][wo] * value;
+  }
+  release();
+}
+
+// Output pixels whose corners the scatter prepares at a time (24 bytes each).
+constexpr index_t kScatterBlockPixels = 1024;
+
+}  // namespace
+
+bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
+                        const ForwardPixel<float, Interp::Bilinear, AffineCoords<float>>& body) {
+  const AffineRows rows(body.coords, body.shape, body.options);
+  if (rows.kernels() == nullptr) return false;
+  const index_t min_rows = (kMinItemsToSplit + out_width - 1) / out_width;
+  parallel_for(batch * out_height, [&](index_t item) {
+    const index_t n = item / out_height, ho = item % out_height;
+    rows.kernels()->forward(rows.row(n, ho), rows.image(body.input, n), body.output + rows.out_row(n, ho),
+                            body.shape.out_plane());
+  }, min_rows);
+  return true;
+}
+
+// CoefficientGradRow: the grid gradient of the row from the kernels, then the same double
+// accumulation in the same order (AffineCoords::accumulate over the base grid).
+bool simd_launch(index_t row_count, const CoefficientGradRow<float, Interp::Bilinear, AffineCoords<float>>& body) {
+  const AffineRows rows(body.coords, body.shape, body.options);
+  if (rows.kernels() == nullptr) return false;
+  const index_t out_height = body.shape.out_height, out_width = body.shape.out_width;
+  const index_t min_rows = (kMinItemsToSplit + out_width - 1) / out_width;
+  parallel_for(row_count, [&](index_t item) {
+    thread_local std::vector<float> grad_x, grad_y;  // the row's grid gradient, reused
+    grad_x.resize(size_t(out_width));
+    grad_y.resize(size_t(out_width));
+    const index_t n = item / out_height, ho = item % out_height;
+    rows.kernels()->grid_grad(rows.row(n, ho), rows.image(body.input, n),
+                              body.grad_output + rows.out_row(n, ho), body.shape.out_plane(),
+                              grad_x.data(), grad_y.data());
+    double partial[6] = {};
+    const float y_base = body.coords.base.y(ho);
+    for (index_t wo = 0; wo < out_width; ++wo)
+      accumulate_theta_grad(partial, grad_x[size_t(wo)], grad_y[size_t(wo)], rows.x_base()[wo], y_base);
+    for (int i = 0; i < 6; ++i) body.row_partials[item * 6 + i] = partial[i];
+  }, min_rows);
+  return true;
+}
+
+// scatter_point over the row's corners, channel by channel: each grad_input element still
+// receives its contributions in raster order of the output pixels (a pixel's four corners
+// are four different elements), as the generic body adds them.
+bool simd_scatter_grad_input(const AffineCoords<float>& coords, const float* grad_output,
+                             const SamplerShape& shape, const SamplerOptions& options,
+                             float* grad_input) {
+  const AffineRows rows(coords, shape, options);
+  if (rows.kernels() == nullptr) return false;
+  const index_t width = shape.in_width, out_width = shape.out_width;
+  // Corners are computed for a block of output rows, then each channel scatters the whole
+  // block: the input lines one channel's block touches stay in L1, where a row-by-row sweep
+  // through every channel would evict them (64 channels of one row already exceed L1).
+  const index_t block_rows = std::max<index_t>(1, kScatterBlockPixels / out_width);
+  for_each_band(shape, grad_input, [&](index_t n, index_t row_begin, index_t row_end) {
+    const size_t block_size = static_cast<size_t>(block_rows * out_width);
+    std::vector<int32_t> base(block_size), inside(block_size);
+    std::vector<float> weights(4 * block_size);
+    float* image = grad_input + n * shape.channels * shape.in_plane();
+    for (index_t first = 0; first < shape.out_height; first += block_rows) {
+      const index_t rows_here = std::min(block_rows, shape.out_height - first);
+      for (index_t r = 0; r < rows_here; ++r) {
+        const index_t at = r * out_width;
+        const simd::RowCorners row_corners{
+            base.data() + at,
+            {weights.data() + at, weights.data() + block_size + at, weights.data() + 2 * block_size + at,
+             weights.data() + 3 * block_size + at},
+            inside.data() + at};
+        rows.kernels()->corners(rows.row(n, first + r), row_begin, row_end, row_corners);
+      }
+      const simd::RowCorners block{base.data(),
+                                   {weights.data(), weights.data() + block_size, weights.data() + 2 * block_size,
+                                    weights.data() + 3 * block_size},
+                                   inside.data()};
+      // The block's rows are consecutive in grad_output too: one raster run of pixels.
+      const float* grad_block = grad_output + rows.out_row(n, first);
+      for (index_t c = 0; c < shape.channels; ++c)
+        scatter_row(block, rows_here * out_width, width, grad_block + c * shape.out_plane(),
+                    image + c * shape.in_plane());
+    }
+  });
+  return true;
+}
+
+}  // namespace cpu
+}  // namespace stn

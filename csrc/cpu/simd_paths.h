@@ -1,0 +1,36 @@
+// Where the CPU executor hands work to the vectorized row kernels (simd/affine_rows.h): the
+// fused forward, the fused grad_theta rows and the grad_input scatter of an affine map with
+// float32 bilinear sampling and zeros or border padding. Each returns false, having done
+// nothing, when the call does not qualify (another type, mode, padding or map, sizes beyond
+// the kernels' 32-bit offsets, or no SIMD level in use); the caller then runs the generic
+// bodies, which give the same bits.
+#pragma once
+
+#include "../stn/kernel_bodies.h"
+
+namespace stn {
+namespace cpu {
+
+template <typename Body>
+bool simd_launch_pixels(index_t, index_t, index_t, const Body&) {
+  return false;
+}
+bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
+                        const ForwardPixel<float, Interp::Bilinear, AffineCoords<float>>& body);
+
+template <typename Body>
+bool simd_launch(index_t, const Body&) {
+  return false;
+}
+bool simd_launch(index_t rows, const CoefficientGradRow<float, Interp::Bilinear, AffineCoords<float>>& body);
+
+template <typename T, typename Coords>
+bool simd_scatter_grad_input(const Coords&, const T*, const SamplerShape&, const SamplerOptions&, T*) {
+  return false;
+}
+bool simd_scatter_grad_input(const AffineCoords<float>& coords, const float* grad_output,
+                             const SamplerShape& shape, const SamplerOptions& options,
+                             float* grad_input);
+
+}  // namespace cpu
+}  // namespace stn

@@ -1,0 +1,159 @@
+"""The vectorized row kernels (csrc/cpu/simd/) equal the generic kernel bodies bit for bit.
+
+The CPU path sends float32 affine bilinear calls with zeros or border padding to AVX2 or
+AVX-512 row kernels chosen at run time; everything else, and the emulated device launch,
+runs the generic per-pixel bodies over stn/taps.h. Each test runs every SIMD level this CPU
+offers (set_simd_level) and compares the CPU result with the emulated launch, byte for byte:
+forward, grad_input and grad_theta, at shapes that exercise vector tails, the window and
+gather corner fetches, image edges, row bands (N < threads) and non-finite values.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import stn
+from stn import _core, transforms
+from conftest import random_theta
+
+LEVELS = [level for level in ("avx512", "avx2", "off") if _core.set_simd_level(level)]
+_core.set_simd_level("best")
+ZEROS, BORDER = 0, 1
+BILINEAR = 0
+AFFINE = transforms.resolve("test", "affine", np.zeros((1, 2, 3)), None, None).core_args()
+
+# (N, C, H, W, Ho, Wo): tails of 1..15 lanes, one-pixel rows, tall and wide images,
+# up- and downsampling (downsampling by > 2 gathers instead of reading a window).
+SHAPES = [
+    (2, 3, 9, 11, 7, 13),
+    (1, 1, 2, 2, 5, 33),
+    (3, 2, 17, 40, 16, 16),
+    (1, 4, 64, 64, 31, 47),
+    (2, 1, 60, 60, 28, 28),
+    (1, 2, 128, 9, 17, 100),
+    (1, 1, 200, 200, 20, 20),
+    (4, 3, 1, 7, 3, 18),
+    (2, 2, 7, 1, 19, 3),
+]
+
+
+@pytest.fixture(params=LEVELS)
+def simd_level(request):
+    assert _core.set_simd_level(request.param)
+    yield request.param
+    _core.set_simd_level("best")
+
+
+def assert_same_bits(cpu, emulated):
+    for a, b in zip(cpu if isinstance(cpu, tuple) else (cpu,),
+                    emulated if isinstance(emulated, tuple) else (emulated,)):
+        if a is None or b is None:
+            assert a is None and b is None
+            continue
+        assert a.dtype == b.dtype and a.shape == b.shape
+        mismatch = np.flatnonzero(a.view(np.uint32) != b.view(np.uint32))
+        assert mismatch.size == 0, f"{mismatch.size} elements differ, first at {mismatch[:5]}"
+
+
+def check_fused(x, theta, out_size, padding, align, grad_output, shared=False):
+    ho, wo = out_size
+    args = (x, theta, AFFINE, None, shared, ho, wo, BILINEAR, padding, align)
+    assert_same_bits(_core.spatial_transform(*args), _core.spatial_transform(*args, backend="emulated"))
+    for input_grad in (True, False):
+        back = (grad_output, x, theta, AFFINE, None, shared, BILINEAR, padding, align, input_grad)
+        assert_same_bits(_core.spatial_transform_backward(*back),
+                         _core.spatial_transform_backward(*back, backend="emulated"))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("padding,align", list(itertools.product((ZEROS, BORDER), (False, True))))
+def test_row_kernels_equal_generic_bodies(rng, simd_level, shape, padding, align):
+    n, c, h, w, ho, wo = shape
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    grad_output = rng.standard_normal((n, c, ho, wo)).astype(np.float32)
+    theta = random_theta(rng, n, np.float32)
+    check_fused(x, theta, (ho, wo), padding, align, grad_output)
+    check_fused(x, np.ascontiguousarray(theta[0]), (ho, wo), padding, align, grad_output, shared=True)
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0, 90.0, 135.0, 180.0, 270.0])
+@pytest.mark.parametrize("scale", [0.25, 1.0, 3.0])
+def test_rotations_and_zooms(rng, simd_level, angle, scale):
+    # Steep angles put 16 neighbouring pixels in many input rows (gathered); small scales
+    # (zoom in) put them in one or two rows; whole-pixel steps land exactly on cell edges.
+    n, c, h, w = 2, 2, 37, 45
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    a = np.radians(angle)
+    theta = np.tile(np.array([[scale * np.cos(a), -scale * np.sin(a), 0.1],
+                              [scale * np.sin(a), scale * np.cos(a), -0.05]], np.float32), (n, 1, 1))
+    grad_output = rng.standard_normal((n, c, 40, 50)).astype(np.float32)
+    for padding in (ZEROS, BORDER):
+        check_fused(x, theta, (40, 50), padding, False, grad_output)
+
+
+def test_identity_and_integer_shifts_hit_cell_edges(rng, simd_level):
+    x = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)
+    grad_output = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)
+    for shift in (0.0, 0.125, 0.5, 1.0, -2.0):
+        theta = np.tile(np.array([[1, 0, shift], [0, 1, -shift]], np.float32), (2, 1, 1))
+        for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
+            check_fused(x, theta, (16, 16), padding, align, grad_output)
+
+
+def test_non_finite_values(rng, simd_level):
+    # NaN/Inf/huge theta entries (points outside, or clamped to the border), and NaN/Inf in
+    # the input and in grad_output, which a skipped corner must not pick up (0 * Inf).
+    n, c, h, w = 6, 2, 8, 9
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    x[0, 0, 0, 0] = np.inf
+    x[1, 1, 3, 4] = np.nan
+    x[2, :, -1, -1] = -np.inf
+    theta = random_theta(rng, n, np.float32)
+    theta[3, 0, 2] = np.nan
+    theta[4, 1, 1] = np.inf
+    theta[5, 0, 0] = 1e30
+    grad_output = rng.standard_normal((n, c, 10, 17)).astype(np.float32)
+    grad_output[0, 0, 0, :] = np.inf
+    grad_output[2, 1, 5, 3] = np.nan
+    for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
+        check_fused(x, theta, (10, 17), padding, align, grad_output)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_any_thread_count(rng, simd_level, threads):
+    # N = 1 with several threads splits grad_input into bands of input rows.
+    previous = stn.get_num_threads()
+    stn.set_num_threads(threads)
+    try:
+        for n in (1, 3):
+            x = rng.standard_normal((n, 3, 23, 19)).astype(np.float32)
+            grad_output = rng.standard_normal((n, 3, 21, 29)).astype(np.float32)
+            check_fused(x, random_theta(rng, n, np.float32), (21, 29), ZEROS, False, grad_output)
+    finally:
+        stn.set_num_threads(previous)
+
+
+def test_families_through_the_public_api(rng, simd_level):
+    # Every matrix family reaches the row kernels as an affine map; results equal the generic
+    # bodies (the emulated launch) through the Python API too.
+    x = rng.standard_normal((3, 2, 12, 14)).astype(np.float32)
+    for transform, params in [("rotation", rng.uniform(-1, 1, (3, 1))),
+                              ("similarity", rng.uniform(-0.5, 0.5, (3, 4)) + [1, 0, 0, 0]),
+                              ("translation", rng.uniform(-0.5, 0.5, (3, 2)))]:
+        params = params.astype(np.float32)
+        out = stn.spatial_transform(x, params, (9, 11), transform=transform)
+        family = transforms.resolve("test", transform, params, None, None)
+        emulated = _core.spatial_transform(x, params, family.core_args(), None, False, 9, 11,
+                                           BILINEAR, ZEROS, False, backend="emulated")
+        assert_same_bits(out, emulated)
+
+
+def test_level_selection():
+    assert _core.set_simd_level("off")
+    assert _core.simd_level() == "off"
+    assert stn.build_info()["simd_kernels"] == "off"
+    assert not _core.set_simd_level("sse9")
+    assert _core.simd_level() == "off"  # unchanged by a refused request
+    assert _core.set_simd_level("best")
+    assert _core.simd_level() in ("AVX-512", "AVX2", "off")
