@@ -20,6 +20,7 @@ struct CornerFetch<Avx512> : CornerGather<Avx512> {
   static constexpr int kWindowColumns = 32;  // two registers
 
   int rows;               // window rows, or -1 to gather; 0 when no pixel has a corner
+  bool narrow;            // the window is at most 16 columns wide: one register per row
   int64_t first_offset;   // offset of the window's top-left element (may be outside the image)
   int64_t width;
   __m512i index0, index1; // c0 - first column, c0 + 1 - first column: positions in the window
@@ -63,6 +64,7 @@ struct CornerFetch<Avx512> : CornerGather<Avx512> {
       above = here;
     }
     rows = count;
+    narrow = last_column - first_column + 1 <= 16;
     const __m512i shift = _mm512_set1_epi32(first_column);
     index0 = _mm512_sub_epi32(k.column, shift);
     index1 = _mm512_add_epi32(index0, _mm512_set1_epi32(1));
@@ -83,18 +85,29 @@ struct CornerFetch<Avx512> : CornerGather<Avx512> {
       return;
     }
     for (int c = 0; c < 4; ++c) corner[c] = _mm512_setzero_ps();
+    if (narrow) {
+      for (int j = 0; j < rows; ++j) {
+        const __m512 line = _mm512_maskz_loadu_ps(load_low, plane + (first_offset + int64_t(j) * width));
+        pick(j, _mm512_permutexvar_ps(index0, line), _mm512_permutexvar_ps(index1, line), corner);
+      }
+      return;
+    }
     for (int j = 0; j < rows; ++j) {
       // Masked loads read only the window's columns inside the image (the rest are 0).
       const float* window_row = plane + (first_offset + int64_t(j) * width);
       const __m512 low = _mm512_maskz_loadu_ps(load_low, window_row);
       const __m512 high = _mm512_maskz_loadu_ps(load_high, window_row + 16);
-      const __m512 at_column = _mm512_permutex2var_ps(low, index0, high);
-      const __m512 at_next = _mm512_permutex2var_ps(low, index1, high);
-      corner[0] = _mm512_mask_mov_ps(corner[0], top[j], at_column);
-      corner[1] = _mm512_mask_mov_ps(corner[1], top[j], at_next);
-      corner[2] = _mm512_mask_mov_ps(corner[2], bottom[j], at_column);
-      corner[3] = _mm512_mask_mov_ps(corner[3], bottom[j], at_next);
+      pick(j, _mm512_permutex2var_ps(low, index0, high), _mm512_permutex2var_ps(low, index1, high), corner);
     }
+  }
+
+  // Window row j's values at each lane's column and the next: the NW and NE corners of the
+  // lanes whose r0 is this row, the SW and SE corners of those whose r0 + 1 is.
+  void pick(int j, __m512 at_column, __m512 at_next, __m512 corner[4]) const {
+    corner[0] = _mm512_mask_mov_ps(corner[0], top[j], at_column);
+    corner[1] = _mm512_mask_mov_ps(corner[1], top[j], at_next);
+    corner[2] = _mm512_mask_mov_ps(corner[2], bottom[j], at_column);
+    corner[3] = _mm512_mask_mov_ps(corner[3], bottom[j], at_next);
   }
 };
 
