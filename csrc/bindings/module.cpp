@@ -286,6 +286,7 @@ void define_for_dtype(py::module_& m) {
 
 void define_cuda_entry_points(py::module_& m);  // cuda_bindings.cpp
 void define_pooling(py::module_& m);            // pooling_bindings.cpp
+void define_convolution(py::module_& m);        // conv_bindings.cpp
 
 }  // namespace bindings
 }  // namespace stn
@@ -299,4 +300,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &stn::cpu::get_num_threads);
   stn::bindings::define_cuda_entry_points(m);
   stn::bindings::define_pooling(m);
+  stn::bindings::define_convolution(m);
 }

@@ -1,13 +1,13 @@
 """Convolution and Pooling, as Caffe's conv_layer / pooling_layer, in numpy.
 
-Convolution is im2col + one batched GEMM per group; its backward is col2im accumulation.
-Both layers loop only over the kh*kw kernel offsets, never over pixels.
+Convolution is the compiled core's im2col + one GEMM per group over the whole batch; its
+backward is one GEMM for the weights' gradient and one for the columns', then col2im.
+Pooling is the compiled core's (csrc/cpu/pooling.cpp).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from ..fillers import new_param_blob
 from .. import _core
@@ -55,15 +55,6 @@ def _pair(layer, msg, name, default, hw=True, together=True):
         return values[0], values[-1]
     raise layer.error(f"{many} must be given once, or once per spatial dimension (2); "
                       f"got {len(values)} values")
-
-
-def _strided_windows(xp, kh, kw, oh, ow, s, d):
-    """View (C, kh, kw, N, OH, OW) of a padded (N, C, Hp, Wp) array: element
-    [c, i, j, n, y, x] = xp[n, c, y*s[0] + i*d[0], x*s[1] + j*d[1]]."""
-    sn, sc, sh, sw = xp.strides
-    n, c = xp.shape[:2]
-    return as_strided(xp, (c, kh, kw, n, oh, ow),
-                      (sc, sh * d[0], sw * d[1], sn, sh * s[0], sw * s[1]), writeable=False)
 
 
 @register("Convolution")
@@ -139,39 +130,41 @@ class Convolution(Layer):
         for top in tops:
             top.reshape(tuple(shape[:self.axis]) + (self.num_output,) + self.out_hw)
 
-    # --- im2col / col2im ----------------------------------------------------------------
-    def _cols(self, x):
-        """x (N, C, H, W) -> columns (G, C/G*kh*kw, N*OH*OW), rows in weight order."""
-        ph, pw = self.pad
-        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
-        view = _strided_windows(xp, *self.kernel, *self.out_hw, self.stride, self.dilation)
-        return view.reshape(self.group, -1, x.shape[0] * self.out_hw[0] * self.out_hw[1])
+    # --- im2col / col2im (the compiled core's, csrc/cpu/im2col.h) ------------------------
+    def _window(self):
+        """(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w)."""
+        return (*self.kernel, *self.stride, *self.pad, *self.dilation)
 
-    def _col2im(self, cols, n, h, w):
-        """columns (C*kh*kw, N*OH*OW) -> image gradient (N, C, H, W), summing overlaps."""
-        (kh, kw), (oh, ow), (sh, sw), (dh, dw), (ph, pw) = (
-            self.kernel, self.out_hw, self.stride, self.dilation, self.pad)
-        cols = cols.reshape(self.channels, kh, kw, n, oh, ow)
-        # Summed in (C, N, H, W) order, the columns' own, so every add reads and writes
-        # memory in order; one transpose at the end.
-        dxp = np.zeros((self.channels, n, h + 2 * ph, w + 2 * pw), self.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                dxp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
-                    j * dw:j * dw + sw * (ow - 1) + 1:sw] += cols[:, i, j]
-        return dxp[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
+    def _workspace(self, name, shape):
+        """A buffer of this layer kept between iterations (reallocated when the shape
+        changes): fresh large arrays cost a page fault per 4 KiB on every pass."""
+        buffer = self.__dict__.get(name)
+        if buffer is None or buffer.shape != shape:
+            buffer = np.empty(shape, self.dtype)
+            setattr(self, name, buffer)
+        return buffer
 
-    def _as_nchw(self, blob):
-        s = blob.shape
-        return blob.data.reshape((-1,) + tuple(s[self.axis:]))          # (N, C, H, W)
+    def _columns(self, x):
+        """x (N, C, H, W) -> columns (G, C/G*kh*kw, N*OH*OW), rows in weight order; the
+        buffer is the layer's, rewritten by the next call."""
+        n = x.shape[0]
+        rows, length = self.channels * self.kernel[0] * self.kernel[1], n * self.out_hw[0] * self.out_hw[1]
+        columns = self._workspace("_columns_buffer", (rows, length))
+        _core.im2col(np.ascontiguousarray(x, self.dtype), self._window(), columns)
+        return columns.reshape(self.group, rows // self.group, length)
+
+    def _as_nchw(self, array):
+        return array.reshape((-1,) + tuple(array.shape[self.axis:]))  # (N, C, H, W)
 
     def forward(self, bottoms, tops):
         g, m = self.group, self.num_output
         w = self.blobs[0].data.reshape(g, m // g, -1)                    # (G, M/G, C/G*kh*kw)
         for bottom, top in zip(bottoms, tops):
-            x = self._as_nchw(bottom)
+            x = self._as_nchw(bottom.data)
             n = x.shape[0]
-            y = np.matmul(w, self._cols(x))                              # (G, M/G, N*OH*OW)
+            columns = self._columns(x)                                   # (G, CKK/G, N*OH*OW)
+            y = self._workspace("_product_buffer", (g, m // g, columns.shape[2]))
+            np.matmul(w, columns, out=y)                                 # (G, M/G, N*OH*OW)
             y = y.reshape(m, n, -1).transpose(1, 0, 2)                   # (N, M, OH*OW) view
             out = top.data.reshape(n, m, -1)                             # top, same memory
             if self.bias_term:  # one pass: transpose, add the bias, write the top
@@ -183,18 +176,31 @@ class Convolution(Layer):
         g, m = self.group, self.num_output
         w = self.blobs[0].data.reshape(g, m // g, -1)                    # (G, M/G, CKK/G)
         for i, (bottom, top) in enumerate(zip(bottoms, tops)):
-            x = self._as_nchw(bottom)
-            n, _, h, wd = x.shape
-            dy = top.diff.reshape(n, m, -1)                              # (N, M, OH*OW)
+            x = self._as_nchw(bottom.data)
+            n = x.shape[0]
+            # The top's gradient in the columns' order: (M, N, OH*OW), one transposing copy.
+            dy = self._workspace("_grad_top_buffer", (m, n, self.out_hw[0] * self.out_hw[1]))
+            np.copyto(dy, top.diff.reshape(n, m, -1).transpose(1, 0, 2))
             if self.bias_term:
-                self.blobs[1].diff += dy.sum(axis=(0, 2))
-            dy = dy.transpose(1, 0, 2).reshape(g, m // g, -1)            # (G, M/G, N*OH*OW)
-            cols = self._cols(x)                                         # (G, CKK/G, N*OH*OW)
-            self.blobs[0].diff += np.matmul(dy, cols.transpose(0, 2, 1)).reshape(
+                self.blobs[1].diff += dy.reshape(m, -1).sum(axis=1)
+            dy = dy.reshape(g, m // g, -1)                               # (G, M/G, N*OH*OW)
+            columns = self._columns(x)                                   # (G, CKK/G, N*OH*OW)
+            self.blobs[0].diff += np.matmul(dy, columns.transpose(0, 2, 1)).reshape(
                 self.blobs[0].shape)
             if propagate_down[i]:
-                dcols = np.matmul(w.transpose(0, 2, 1), dy)              # (G, CKK/G, N*OHOW)
-                bottom.diff[...] = self._col2im(dcols, n, h, wd).reshape(bottom.shape)
+                # The columns are spent: their buffer receives the columns' gradient.
+                np.matmul(w.transpose(0, 2, 1), dy, out=columns)         # (G, CKK/G, N*OHOW)
+                self._col2im(columns.reshape(-1, columns.shape[2]), bottom)
+
+    def _col2im(self, columns, bottom):
+        """Overwrites bottom.diff with the image gradient of columns (C*kh*kw, N*OH*OW)."""
+        grad = self._as_nchw(bottom.diff)                                # (N, C, H, W)
+        if grad.flags.c_contiguous and grad.flags.writeable and grad.dtype == self.dtype:
+            _core.col2im(columns, self._window(), grad)
+        else:
+            summed = np.empty(grad.shape, self.dtype)
+            _core.col2im(columns, self._window(), summed)
+            grad[...] = summed
 
 
 MAX, AVE, STOCHASTIC = 0, 1, 2     # PoolingParameter.PoolMethod
