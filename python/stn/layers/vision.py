@@ -57,6 +57,27 @@ def _pair(layer, msg, name, default, hw=True, together=True):
                       f"got {len(values)} values")
 
 
+def _workspace(layer, name, shape, dtype):
+    """A buffer of `layer` kept between iterations (reallocated when the shape changes):
+    fresh large arrays cost a page fault per 4 KiB on every pass."""
+    buffer = layer.__dict__.get(name)
+    if buffer is None or buffer.shape != tuple(shape) or buffer.dtype != dtype:
+        buffer = np.empty(shape, dtype)
+        setattr(layer, name, buffer)
+    return buffer
+
+
+def _write_into(target, dtype, compute):
+    """compute(out) writes a result into out; out is `target` itself where the core can
+    write there (C-contiguous, writeable, of the layer's dtype), else a copy goes in after."""
+    if target.flags.c_contiguous and target.flags.writeable and target.dtype == dtype:
+        compute(target)
+    else:
+        result = np.empty(target.shape, dtype)
+        compute(result)
+        target[...] = result
+
+
 @register("Convolution")
 class Convolution(Layer):
     """Weights (num_output, C / group, kh, kw), bias (num_output,). Every bottom gives the
@@ -135,21 +156,13 @@ class Convolution(Layer):
         """(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w)."""
         return (*self.kernel, *self.stride, *self.pad, *self.dilation)
 
-    def _workspace(self, name, shape):
-        """A buffer of this layer kept between iterations (reallocated when the shape
-        changes): fresh large arrays cost a page fault per 4 KiB on every pass."""
-        buffer = self.__dict__.get(name)
-        if buffer is None or buffer.shape != shape:
-            buffer = np.empty(shape, self.dtype)
-            setattr(self, name, buffer)
-        return buffer
-
     def _columns(self, x):
         """x (N, C, H, W) -> columns (G, C/G*kh*kw, N*OH*OW), rows in weight order; the
         buffer is the layer's, rewritten by the next call."""
         n = x.shape[0]
-        rows, length = self.channels * self.kernel[0] * self.kernel[1], n * self.out_hw[0] * self.out_hw[1]
-        columns = self._workspace("_columns_buffer", (rows, length))
+        rows = self.channels * self.kernel[0] * self.kernel[1]
+        length = n * self.out_hw[0] * self.out_hw[1]
+        columns = _workspace(self, "_columns_buffer", (rows, length), self.dtype)
         _core.im2col(np.ascontiguousarray(x, self.dtype), self._window(), columns)
         return columns.reshape(self.group, rows // self.group, length)
 
@@ -163,7 +176,7 @@ class Convolution(Layer):
             x = self._as_nchw(bottom.data)
             n = x.shape[0]
             columns = self._columns(x)                                   # (G, CKK/G, N*OH*OW)
-            y = self._workspace("_product_buffer", (g, m // g, columns.shape[2]))
+            y = _workspace(self, "_product_buffer", (g, m // g, columns.shape[2]), self.dtype)
             np.matmul(w, columns, out=y)                                 # (G, M/G, N*OH*OW)
             y = y.reshape(m, n, -1).transpose(1, 0, 2)                   # (N, M, OH*OW) view
             out = top.data.reshape(n, m, -1)                             # top, same memory
@@ -179,7 +192,8 @@ class Convolution(Layer):
             x = self._as_nchw(bottom.data)
             n = x.shape[0]
             # The top's gradient in the columns' order: (M, N, OH*OW), one transposing copy.
-            dy = self._workspace("_grad_top_buffer", (m, n, self.out_hw[0] * self.out_hw[1]))
+            dy = _workspace(self, "_grad_top_buffer", (m, n, self.out_hw[0] * self.out_hw[1]),
+                            self.dtype)
             np.copyto(dy, top.diff.reshape(n, m, -1).transpose(1, 0, 2))
             if self.bias_term:
                 self.blobs[1].diff += dy.reshape(m, -1).sum(axis=1)
@@ -190,17 +204,8 @@ class Convolution(Layer):
             if propagate_down[i]:
                 # The columns are spent: their buffer receives the columns' gradient.
                 np.matmul(w.transpose(0, 2, 1), dy, out=columns)         # (G, CKK/G, N*OHOW)
-                self._col2im(columns.reshape(-1, columns.shape[2]), bottom)
-
-    def _col2im(self, columns, bottom):
-        """Overwrites bottom.diff with the image gradient of columns (C*kh*kw, N*OH*OW)."""
-        grad = self._as_nchw(bottom.diff)                                # (N, C, H, W)
-        if grad.flags.c_contiguous and grad.flags.writeable and grad.dtype == self.dtype:
-            _core.col2im(columns, self._window(), grad)
-        else:
-            summed = np.empty(grad.shape, self.dtype)
-            _core.col2im(columns, self._window(), summed)
-            grad[...] = summed
+                _write_into(self._as_nchw(bottom.diff), self.dtype, lambda grad: _core.col2im(
+                    columns.reshape(-1, columns.shape[2]), self._window(), grad))
 
 
 MAX, AVE, STOCHASTIC = 0, 1, 2     # PoolingParameter.PoolMethod
@@ -272,11 +277,12 @@ class Pooling(Layer):
 
     def forward(self, bottoms, tops):
         # The window maths is the compiled core's (csrc/cpu/pooling.cpp).
-        x = np.ascontiguousarray(bottoms[0].data)                       # (N, C, H, W)
+        x = np.ascontiguousarray(bottoms[0].data, self.dtype)           # (N, C, H, W)
         h, w = x.shape[2:]
         if self.method == MAX:
-            best, self.argmax = _core.max_pool(x, self._window(), *self.out_hw)
-            tops[0].data[...] = best
+            self.argmax = _workspace(self, "argmax", tops[0].shape, np.int32)  # (N, C, OH, OW)
+            _write_into(tops[0].data, self.dtype,
+                        lambda best: _core.max_pool(x, self._window(), best, self.argmax))
             if len(tops) == 2:  # Caffe's mask: the argmax as h * W + w
                 kw = self.cur_kernel[1]
                 rows = (np.arange(self.out_hw[0]) * self.stride[0] - self.pad[0])[:, None]
@@ -284,14 +290,16 @@ class Pooling(Layer):
                 mask = (rows + self.argmax // kw) * w + cols + self.argmax % kw
                 tops[1].data[...] = np.where(self.argmax >= 0, mask, -1)
         else:
-            tops[0].data[...] = _core.ave_pool(x, self._window(), *self.out_hw)
+            _write_into(tops[0].data, self.dtype,
+                        lambda out: _core.ave_pool(x, self._window(), out))
 
     def backward(self, tops, propagate_down, bottoms):
         if not propagate_down[0]:
             return
-        dy = np.ascontiguousarray(tops[0].diff)                          # (N, C, OH, OW)
-        x = np.ascontiguousarray(bottoms[0].data)
+        dy = np.ascontiguousarray(tops[0].diff, self.dtype)              # (N, C, OH, OW)
         if self.method == MAX:
-            bottoms[0].diff[...] = _core.max_pool_backward(dy, self.argmax, x, self._window())
+            _write_into(bottoms[0].diff, self.dtype, lambda grad: _core.max_pool_backward(
+                dy, self.argmax, self._window(), grad))
         else:
-            bottoms[0].diff[...] = _core.ave_pool_backward(dy, x, self._window())
+            _write_into(bottoms[0].diff, self.dtype,
+                        lambda grad: _core.ave_pool_backward(dy, self._window(), grad))
