@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..fillers import new_param_blob
-from .. import _core
+from .. import _core, parallel_gemm
 from .base import Layer, register
 
 
@@ -177,7 +177,7 @@ class Convolution(Layer):
             n = x.shape[0]
             columns = self._columns(x)                                   # (G, CKK/G, N*OH*OW)
             y = _workspace(self, "_product_buffer", (g, m // g, columns.shape[2]), self.dtype)
-            np.matmul(w, columns, out=y)                                 # (G, M/G, N*OH*OW)
+            parallel_gemm.matmul(w, columns, y)                          # (G, M/G, N*OH*OW)
             y = y.reshape(m, n, -1).transpose(1, 0, 2)                   # (N, M, OH*OW) view
             out = top.data.reshape(n, m, -1)                             # top, same memory
             if self.bias_term:  # one pass: transpose, add the bias, write the top
@@ -199,11 +199,12 @@ class Convolution(Layer):
                 self.blobs[1].diff += dy.reshape(m, -1).sum(axis=1)
             dy = dy.reshape(g, m // g, -1)                               # (G, M/G, N*OH*OW)
             columns = self._columns(x)                                   # (G, CKK/G, N*OH*OW)
-            self.blobs[0].diff += np.matmul(dy, columns.transpose(0, 2, 1)).reshape(
-                self.blobs[0].shape)
+            grad_w = _workspace(self, "_grad_weight_buffer", w.shape, self.dtype)
+            parallel_gemm.matmul(dy, columns.transpose(0, 2, 1), grad_w)  # (G, M/G, CKK/G)
+            self.blobs[0].diff += grad_w.reshape(self.blobs[0].shape)
             if propagate_down[i]:
                 # The columns are spent: their buffer receives the columns' gradient.
-                np.matmul(w.transpose(0, 2, 1), dy, out=columns)         # (G, CKK/G, N*OHOW)
+                parallel_gemm.matmul(w.transpose(0, 2, 1), dy, columns)  # (G, CKK/G, N*OHOW)
                 _write_into(self._as_nchw(bottom.diff), self.dtype, lambda grad: _core.col2im(
                     columns.reshape(-1, columns.shape[2]), self._window(), grad))
 
