@@ -29,6 +29,23 @@ index_t clipped_size(index_t o, index_t stride, index_t pad, index_t kernel, ind
   return std::min(start + kernel, size + pad) - start;
 }
 
+// The common 2x2 window lying wholly inside the image, unrolled; the same rule as the
+// general loop below (first strict maximum over -FLT_MAX in window order), the same results.
+template <typename T>
+inline void max_of_2x2(const T* top_left, index_t width, T& best_out, int32_t& offset_out) {
+  const T values[4] = {top_left[0], top_left[1], top_left[width], top_left[width + 1]};
+  T best = T(-FLT_MAX);
+  for (const T value : values) best = value > best ? value : best;
+  int32_t offset = -1;
+  if (best > T(-FLT_MAX))
+    for (int32_t k = 3; k >= 0; --k) {
+      const int32_t hit = -int32_t(values[k] == best);  // ~0 where equal (a mask: no branch)
+      offset = (k & hit) | (offset & ~hit);
+    }
+  best_out = best;
+  offset_out = offset;
+}
+
 }  // namespace
 
 template <typename T>
@@ -40,6 +57,13 @@ void max_pool_forward(const T* input, const PoolShape& s, T* output, int32_t* ar
       const Span rows = window(oh, s.stride_h, s.pad_h, s.kernel_h, s.height);
       for (index_t ow = 0; ow < s.out_width; ++ow) {
         const Span cols = window(ow, s.stride_w, s.pad_w, s.kernel_w, s.width);
+        if (s.kernel_h == 2 && s.kernel_w == 2 && rows.end - rows.begin == 2 &&
+            cols.end - cols.begin == 2 && rows.begin == rows.start && cols.begin == cols.start) {
+          max_of_2x2(in + rows.start * s.width + cols.start, s.width,
+                     output[p * out_plane + oh * s.out_width + ow],
+                     argmax[p * out_plane + oh * s.out_width + ow]);
+          continue;
+        }
         T best = T(-FLT_MAX);
         // Two passes with no data-dependent branch: the maximum, then its first position.
         // The first strictly greater value in window order is the first occurrence of the
