@@ -287,6 +287,7 @@ void define_for_dtype(py::module_& m) {
 
 void define_cuda_entry_points(py::module_& m);  // cuda_bindings.cpp
 void define_pooling(py::module_& m);            // pooling_bindings.cpp
+void define_convolution(py::module_& m);        // conv_bindings.cpp
 
 }  // namespace bindings
 }  // namespace stn
@@ -304,4 +305,5 @@ PYBIND11_MODULE(_core, m) {
         py::arg("name"), "Select 'best', 'avx512', 'avx2' or 'off'; False if unavailable here.");
   stn::bindings::define_cuda_entry_points(m);
   stn::bindings::define_pooling(m);
+  stn::bindings::define_convolution(m);
 }

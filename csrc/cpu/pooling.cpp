@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cstring>
+#include <vector>
 
 #include "cpu_executor.h"
 
@@ -28,6 +29,23 @@ index_t clipped_size(index_t o, index_t stride, index_t pad, index_t kernel, ind
   return std::min(start + kernel, size + pad) - start;
 }
 
+// The common 2x2 window lying wholly inside the image, unrolled; the same rule as the
+// general loop below (first strict maximum over -FLT_MAX in window order), the same results.
+template <typename T>
+inline void max_of_2x2(const T* top_left, index_t width, T& best_out, int32_t& offset_out) {
+  const T values[4] = {top_left[0], top_left[1], top_left[width], top_left[width + 1]};
+  T best = T(-FLT_MAX);
+  for (const T value : values) best = value > best ? value : best;
+  int32_t offset = -1;
+  if (best > T(-FLT_MAX))
+    for (int32_t k = 3; k >= 0; --k) {
+      const int32_t hit = -int32_t(values[k] == best);  // ~0 where equal (a mask: no branch)
+      offset = (k & hit) | (offset & ~hit);
+    }
+  best_out = best;
+  offset_out = offset;
+}
+
 }  // namespace
 
 template <typename T>
@@ -39,14 +57,33 @@ void max_pool_forward(const T* input, const PoolShape& s, T* output, int32_t* ar
       const Span rows = window(oh, s.stride_h, s.pad_h, s.kernel_h, s.height);
       for (index_t ow = 0; ow < s.out_width; ++ow) {
         const Span cols = window(ow, s.stride_w, s.pad_w, s.kernel_w, s.width);
+        if (s.kernel_h == 2 && s.kernel_w == 2 && rows.end - rows.begin == 2 &&
+            cols.end - cols.begin == 2 && rows.begin == rows.start && cols.begin == cols.start) {
+          max_of_2x2(in + rows.start * s.width + cols.start, s.width,
+                     output[p * out_plane + oh * s.out_width + ow],
+                     argmax[p * out_plane + oh * s.out_width + ow]);
+          continue;
+        }
         T best = T(-FLT_MAX);
-        int32_t best_offset = -1;
+        // Two passes with no data-dependent branch: the maximum, then its first position.
+        // The first strictly greater value in window order is the first occurrence of the
+        // maximum, so this is the one-pass rule; on noisy activations the one-pass branch
+        // ("is this a new maximum?") is a coin toss the predictor loses, 2x the time here.
         for (index_t r = rows.begin; r < rows.end; ++r)
-          for (index_t c = cols.begin; c < cols.end; ++c)
-            if (in[r * s.width + c] > best) {
-              best = in[r * s.width + c];
-              best_offset = int32_t((r - rows.start) * s.kernel_w + (c - cols.start));
+          for (index_t c = cols.begin; c < cols.end; ++c) {
+            const T value = in[r * s.width + c];
+            best = value > best ? value : best;
+          }
+        int32_t best_offset = -1;  // nothing beat -FLT_MAX: Caffe keeps it, with no argmax
+        if (best > T(-FLT_MAX)) {
+          for (index_t r = rows.end - 1; r >= rows.begin; --r)
+            for (index_t c = cols.end - 1; c >= cols.begin; --c) {
+              const int32_t offset = int32_t((r - rows.start) * s.kernel_w + (c - cols.start));
+              // A mask, not ?: which GCC turns back into a branch.
+              const int32_t hit = -int32_t(in[r * s.width + c] == best);  // ~0 where equal
+              best_offset = (offset & hit) | (best_offset & ~hit);
             }
+        }
         output[p * out_plane + oh * s.out_width + ow] = best;
         argmax[p * out_plane + oh * s.out_width + ow] = best_offset;
       }
@@ -55,19 +92,26 @@ void max_pool_forward(const T* input, const PoolShape& s, T* output, int32_t* ar
 }
 
 template <typename T>
-void max_pool_backward(const T* grad_output, const int32_t* argmax, const PoolShape& s,
+void max_pool_backward(const T* grad_output, const int32_t* argmax, const PoolShape& shape,
                        T* grad_input) {
+  const PoolShape s = shape;  // a local copy: the loop then keeps the sizes in registers
   const index_t out_plane = s.out_height * s.out_width;
+  // (row, column) of each kernel offset as a look-up, not a 64-bit division per output.
+  std::vector<index_t> row_of(size_t(s.kernel_h * s.kernel_w)), col_of(row_of.size());
+  for (index_t k = 0; k < s.kernel_h * s.kernel_w; ++k)
+    row_of[size_t(k)] = k / s.kernel_w, col_of[size_t(k)] = k % s.kernel_w;
   parallel_for(s.planes, [&](index_t p) {
     T* grad = grad_input + p * s.height * s.width;
     std::memset(grad, 0, sizeof(T) * size_t(s.height * s.width));
+    const int32_t* offsets = argmax + p * out_plane;
+    const T* grads = grad_output + p * out_plane;
     for (index_t oh = 0; oh < s.out_height; ++oh)
       for (index_t ow = 0; ow < s.out_width; ++ow) {
-        const index_t o = p * out_plane + oh * s.out_width + ow;
-        if (argmax[o] < 0) continue;
-        const index_t r = oh * s.stride_h - s.pad_h + argmax[o] / s.kernel_w;
-        const index_t c = ow * s.stride_w - s.pad_w + argmax[o] % s.kernel_w;
-        grad[r * s.width + c] += grad_output[o];
+        const int32_t k = offsets[oh * s.out_width + ow];
+        if (k < 0) continue;
+        const index_t r = oh * s.stride_h - s.pad_h + row_of[size_t(k)];
+        const index_t c = ow * s.stride_w - s.pad_w + col_of[size_t(k)];
+        grad[r * s.width + c] += grads[oh * s.out_width + ow];
       }
   }, 2);
 }

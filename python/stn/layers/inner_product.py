@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import parallel_gemm
 from ..fillers import new_param_blob
 from .base import Layer, register
 
@@ -58,20 +59,36 @@ class InnerProduct(Layer):
 
     def forward(self, bottoms, tops):
         x = bottoms[0].data.reshape(-1, self.K)                          # (M, K)
-        y = x @ self._weight_nk().T                                      # (M, N)
+        y = _matrix(tops[0].data, self.num_output)                       # (M, N)
+        parallel_gemm.matmul(x, self._weight_nk().T, y)
         if self.bias_term:
             y += self.blobs[1].data
-        tops[0].data[...] = y.reshape(tops[0].shape)
+        if not np.may_share_memory(y, tops[0].data):
+            tops[0].data[...] = y.reshape(tops[0].shape)
 
     def backward(self, tops, propagate_down, bottoms):
         dy = tops[0].diff.reshape(-1, self.num_output)                   # (M, N)
         x = bottoms[0].data.reshape(-1, self.K)                          # (M, K)
+        grad_w = self.__dict__.get("_grad_weight_buffer")
+        if grad_w is None or grad_w.shape != self.blobs[0].shape:
+            grad_w = self._grad_weight_buffer = np.empty(self.blobs[0].shape, self.dtype)
         if self.transpose:
-            self.blobs[0].diff += x.T @ dy                               # (K, N)
+            parallel_gemm.matmul(x.T, dy, grad_w)                        # (K, N)
         else:
-            self.blobs[0].diff += dy.T @ x                               # (N, K)
+            parallel_gemm.matmul(dy.T, x, grad_w)                        # (N, K)
+        self.blobs[0].diff += grad_w
         if self.bias_term:
             self.blobs[1].diff += dy.sum(axis=0)                         # (N,)
         if propagate_down[0]:
-            dx = dy @ self._weight_nk()                                  # (M, K)
-            bottoms[0].diff[...] = dx.reshape(bottoms[0].shape)
+            dx = _matrix(bottoms[0].diff, self.K)                        # (M, K)
+            parallel_gemm.matmul(dy, self._weight_nk(), dx)
+            if not np.may_share_memory(dx, bottoms[0].diff):
+                bottoms[0].diff[...] = dx.reshape(bottoms[0].shape)
+
+
+def _matrix(array, cols):
+    """array as (rows, cols): a view where it is C-contiguous (the result lands in place),
+    else a new array the caller copies back."""
+    if array.flags.c_contiguous and array.flags.writeable:
+        return array.reshape(-1, cols)
+    return np.empty((array.size // cols, cols), array.dtype)

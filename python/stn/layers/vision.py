@@ -1,16 +1,16 @@
 """Convolution and Pooling, as Caffe's conv_layer / pooling_layer, in numpy.
 
-Convolution is im2col + one batched GEMM per group; its backward is col2im accumulation.
-Both layers loop only over the kh*kw kernel offsets, never over pixels.
+Convolution is the compiled core's im2col + one GEMM per group over the whole batch; its
+backward is one GEMM for the weights' gradient and one for the columns', then col2im.
+Pooling is the compiled core's (csrc/cpu/pooling.cpp).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from ..fillers import new_param_blob
-from .. import _core
+from .. import _core, parallel_gemm
 from .base import Layer, register
 
 
@@ -57,13 +57,25 @@ def _pair(layer, msg, name, default, hw=True, together=True):
                       f"got {len(values)} values")
 
 
-def _strided_windows(xp, kh, kw, oh, ow, s, d):
-    """View (C, kh, kw, N, OH, OW) of a padded (N, C, Hp, Wp) array: element
-    [c, i, j, n, y, x] = xp[n, c, y*s[0] + i*d[0], x*s[1] + j*d[1]]."""
-    sn, sc, sh, sw = xp.strides
-    n, c = xp.shape[:2]
-    return as_strided(xp, (c, kh, kw, n, oh, ow),
-                      (sc, sh * d[0], sw * d[1], sn, sh * s[0], sw * s[1]), writeable=False)
+def _workspace(layer, name, shape, dtype):
+    """A buffer of `layer` kept between iterations (reallocated when the shape changes):
+    fresh large arrays cost a page fault per 4 KiB on every pass."""
+    buffer = layer.__dict__.get(name)
+    if buffer is None or buffer.shape != tuple(shape) or buffer.dtype != dtype:
+        buffer = np.empty(shape, dtype)
+        setattr(layer, name, buffer)
+    return buffer
+
+
+def _write_into(target, dtype, compute):
+    """compute(out) writes a result into out; out is `target` itself where the core can
+    write there (C-contiguous, writeable, of the layer's dtype), else a copy goes in after."""
+    if target.flags.c_contiguous and target.flags.writeable and target.dtype == dtype:
+        compute(target)
+    else:
+        result = np.empty(target.shape, dtype)
+        compute(result)
+        target[...] = result
 
 
 @register("Convolution")
@@ -139,39 +151,33 @@ class Convolution(Layer):
         for top in tops:
             top.reshape(tuple(shape[:self.axis]) + (self.num_output,) + self.out_hw)
 
-    # --- im2col / col2im ----------------------------------------------------------------
-    def _cols(self, x):
-        """x (N, C, H, W) -> columns (G, C/G*kh*kw, N*OH*OW), rows in weight order."""
-        ph, pw = self.pad
-        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
-        view = _strided_windows(xp, *self.kernel, *self.out_hw, self.stride, self.dilation)
-        return view.reshape(self.group, -1, x.shape[0] * self.out_hw[0] * self.out_hw[1])
+    # --- im2col / col2im (the compiled core's, csrc/cpu/im2col.h) ------------------------
+    def _window(self):
+        """(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w)."""
+        return (*self.kernel, *self.stride, *self.pad, *self.dilation)
 
-    def _col2im(self, cols, n, h, w):
-        """columns (C*kh*kw, N*OH*OW) -> image gradient (N, C, H, W), summing overlaps."""
-        (kh, kw), (oh, ow), (sh, sw), (dh, dw), (ph, pw) = (
-            self.kernel, self.out_hw, self.stride, self.dilation, self.pad)
-        cols = cols.reshape(self.channels, kh, kw, n, oh, ow)
-        # Summed in (C, N, H, W) order, the columns' own, so every add reads and writes
-        # memory in order; one transpose at the end.
-        dxp = np.zeros((self.channels, n, h + 2 * ph, w + 2 * pw), self.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                dxp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
-                    j * dw:j * dw + sw * (ow - 1) + 1:sw] += cols[:, i, j]
-        return dxp[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
+    def _columns(self, x):
+        """x (N, C, H, W) -> columns (G, C/G*kh*kw, N*OH*OW), rows in weight order; the
+        buffer is the layer's, rewritten by the next call."""
+        n = x.shape[0]
+        rows = self.channels * self.kernel[0] * self.kernel[1]
+        length = n * self.out_hw[0] * self.out_hw[1]
+        columns = _workspace(self, "_columns_buffer", (rows, length), self.dtype)
+        _core.im2col(np.ascontiguousarray(x, self.dtype), self._window(), columns)
+        return columns.reshape(self.group, rows // self.group, length)
 
-    def _as_nchw(self, blob):
-        s = blob.shape
-        return blob.data.reshape((-1,) + tuple(s[self.axis:]))          # (N, C, H, W)
+    def _as_nchw(self, array):
+        return array.reshape((-1,) + tuple(array.shape[self.axis:]))  # (N, C, H, W)
 
     def forward(self, bottoms, tops):
         g, m = self.group, self.num_output
         w = self.blobs[0].data.reshape(g, m // g, -1)                    # (G, M/G, C/G*kh*kw)
         for bottom, top in zip(bottoms, tops):
-            x = self._as_nchw(bottom)
+            x = self._as_nchw(bottom.data)
             n = x.shape[0]
-            y = np.matmul(w, self._cols(x))                              # (G, M/G, N*OH*OW)
+            columns = self._columns(x)                                   # (G, CKK/G, N*OH*OW)
+            y = _workspace(self, "_product_buffer", (g, m // g, columns.shape[2]), self.dtype)
+            parallel_gemm.matmul(w, columns, y)                          # (G, M/G, N*OH*OW)
             y = y.reshape(m, n, -1).transpose(1, 0, 2)                   # (N, M, OH*OW) view
             out = top.data.reshape(n, m, -1)                             # top, same memory
             if self.bias_term:  # one pass: transpose, add the bias, write the top
@@ -183,18 +189,24 @@ class Convolution(Layer):
         g, m = self.group, self.num_output
         w = self.blobs[0].data.reshape(g, m // g, -1)                    # (G, M/G, CKK/G)
         for i, (bottom, top) in enumerate(zip(bottoms, tops)):
-            x = self._as_nchw(bottom)
-            n, _, h, wd = x.shape
-            dy = top.diff.reshape(n, m, -1)                              # (N, M, OH*OW)
+            x = self._as_nchw(bottom.data)
+            n = x.shape[0]
+            # The top's gradient in the columns' order: (M, N, OH*OW), one transposing copy.
+            dy = _workspace(self, "_grad_top_buffer", (m, n, self.out_hw[0] * self.out_hw[1]),
+                            self.dtype)
+            np.copyto(dy, top.diff.reshape(n, m, -1).transpose(1, 0, 2))
             if self.bias_term:
-                self.blobs[1].diff += dy.sum(axis=(0, 2))
-            dy = dy.transpose(1, 0, 2).reshape(g, m // g, -1)            # (G, M/G, N*OH*OW)
-            cols = self._cols(x)                                         # (G, CKK/G, N*OH*OW)
-            self.blobs[0].diff += np.matmul(dy, cols.transpose(0, 2, 1)).reshape(
-                self.blobs[0].shape)
+                self.blobs[1].diff += dy.reshape(m, -1).sum(axis=1)
+            dy = dy.reshape(g, m // g, -1)                               # (G, M/G, N*OH*OW)
+            columns = self._columns(x)                                   # (G, CKK/G, N*OH*OW)
+            grad_w = _workspace(self, "_grad_weight_buffer", w.shape, self.dtype)
+            parallel_gemm.matmul(dy, columns.transpose(0, 2, 1), grad_w)  # (G, M/G, CKK/G)
+            self.blobs[0].diff += grad_w.reshape(self.blobs[0].shape)
             if propagate_down[i]:
-                dcols = np.matmul(w.transpose(0, 2, 1), dy)              # (G, CKK/G, N*OHOW)
-                bottom.diff[...] = self._col2im(dcols, n, h, wd).reshape(bottom.shape)
+                # The columns are spent: their buffer receives the columns' gradient.
+                parallel_gemm.matmul(w.transpose(0, 2, 1), dy, columns)  # (G, CKK/G, N*OHOW)
+                _write_into(self._as_nchw(bottom.diff), self.dtype, lambda grad: _core.col2im(
+                    columns.reshape(-1, columns.shape[2]), self._window(), grad))
 
 
 MAX, AVE, STOCHASTIC = 0, 1, 2     # PoolingParameter.PoolMethod
@@ -266,11 +278,12 @@ class Pooling(Layer):
 
     def forward(self, bottoms, tops):
         # The window maths is the compiled core's (csrc/cpu/pooling.cpp).
-        x = np.ascontiguousarray(bottoms[0].data)                       # (N, C, H, W)
+        x = np.ascontiguousarray(bottoms[0].data, self.dtype)           # (N, C, H, W)
         h, w = x.shape[2:]
         if self.method == MAX:
-            best, self.argmax = _core.max_pool(x, self._window(), *self.out_hw)
-            tops[0].data[...] = best
+            self.argmax = _workspace(self, "argmax", tops[0].shape, np.int32)  # (N, C, OH, OW)
+            _write_into(tops[0].data, self.dtype,
+                        lambda best: _core.max_pool(x, self._window(), best, self.argmax))
             if len(tops) == 2:  # Caffe's mask: the argmax as h * W + w
                 kw = self.cur_kernel[1]
                 rows = (np.arange(self.out_hw[0]) * self.stride[0] - self.pad[0])[:, None]
@@ -278,14 +291,16 @@ class Pooling(Layer):
                 mask = (rows + self.argmax // kw) * w + cols + self.argmax % kw
                 tops[1].data[...] = np.where(self.argmax >= 0, mask, -1)
         else:
-            tops[0].data[...] = _core.ave_pool(x, self._window(), *self.out_hw)
+            _write_into(tops[0].data, self.dtype,
+                        lambda out: _core.ave_pool(x, self._window(), out))
 
     def backward(self, tops, propagate_down, bottoms):
         if not propagate_down[0]:
             return
-        dy = np.ascontiguousarray(tops[0].diff)                          # (N, C, OH, OW)
-        x = np.ascontiguousarray(bottoms[0].data)
+        dy = np.ascontiguousarray(tops[0].diff, self.dtype)              # (N, C, OH, OW)
         if self.method == MAX:
-            bottoms[0].diff[...] = _core.max_pool_backward(dy, self.argmax, x, self._window())
+            _write_into(bottoms[0].diff, self.dtype, lambda grad: _core.max_pool_backward(
+                dy, self.argmax, self._window(), grad))
         else:
-            bottoms[0].diff[...] = _core.ave_pool_backward(dy, x, self._window())
+            _write_into(bottoms[0].diff, self.dtype,
+                        lambda grad: _core.ave_pool_backward(dy, self._window(), grad))
