@@ -29,3 +29,17 @@ def test_quick_bench_writes_json(tmp_path, capsys):
             times = row["times_ms"][name]
             assert times["forward"] > 0 and times["forward_backward"] > 0, (row["case"], name)
         assert row["bound_ms"] > 0 and row["forward_ratio"]["stn fused"] == 1.0
+
+
+def test_training_benchmark_times_both_in_alternating_blocks(capsys):
+    from stn import bench_train
+
+    calls = []
+    medians = bench_train.interleaved_medians_ms(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, iterations=4, block=2)
+    assert set(medians) == {"a", "b"} and all(ms >= 0 for ms in medians.values())
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 2  # warm-ups, then alternating blocks
+
+    assert bench_train.main(["--batch", "2", "--iterations", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "stn" in out and "ratio torch / stn" in out

@@ -3,7 +3,8 @@ stn's net runner against the same network written in PyTorch, same batch, same t
 
     python -m stn.bench_train [--batch 64] [--size 28] [--iterations 10] [--threads 2]
 
-A benchmark, not a test: it prints milliseconds per iteration (median after warm-up) and the
+A benchmark, not a test: it prints milliseconds per iteration (median after warm-up, stn and
+torch timed in alternating blocks so that load changes reach both) and the
 ratio torch / stn (> 1 means stn is faster). The PyTorch side needs torch installed.
 """
 
@@ -47,12 +48,28 @@ def sgd_step(net: Net, lr: float = 0.01) -> None:
 
 def median_ms(step, iterations: int) -> float:
     step()  # warm-up
+    return float(np.median(step_times(step, iterations)) * 1e3)
+
+
+def step_times(step, iterations: int) -> list:
     times = []
     for _ in range(iterations):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
+    return times
+
+
+def interleaved_medians_ms(steps: dict, iterations: int, block: int = 5) -> dict:
+    """Median ms per step of each of `steps`, timed in alternating blocks of `block` steps, so
+    that a change in the machine's load during the run reaches every contender alike."""
+    for step in steps.values():
+        step()  # warm-up
+    times = {name: [] for name in steps}
+    for _ in range(max(1, -(-iterations // block))):
+        for name, step in steps.items():
+            times[name] += step_times(step, block)
+    return {name: float(np.median(t) * 1e3) for name, t in times.items()}
 
 
 def torch_model(torch, size: int):
@@ -103,13 +120,12 @@ def main(argv=None) -> int:
         net.backward()
         sgd_step(net)
 
-    ours = median_ms(stn_step, args.iterations)
     print(f"one training iteration, ST-CNN, batch {args.batch}, {args.size}x{args.size} digits, "
           f"{args.threads} threads")
-    print(f"  stn    {ours:8.2f} ms")
     try:
         import torch
     except ImportError:
+        print(f"  stn    {median_ms(stn_step, args.iterations):8.2f} ms")
         print("  torch  not installed: no comparison")
         return 0
     torch.set_num_threads(args.threads)
@@ -122,8 +138,10 @@ def main(argv=None) -> int:
         torch.nn.functional.cross_entropy(model(x), y).backward()
         optimizer.step()
 
-    theirs = median_ms(torch_step, args.iterations)
-    print(f"  torch  {theirs:8.2f} ms")
+    medians = interleaved_medians_ms({"stn": stn_step, "torch": torch_step}, args.iterations)
+    ours, theirs = medians["stn"], medians["torch"]
+    print(f"  stn    {ours:8.2f} ms")
+    print(f"  torch  {theirs:8.2f} ms  (timed in alternating blocks of 5 iterations)")
     print(f"  ratio torch / stn = {theirs / ours:.2f} (> 1: stn faster)")
     return 0
 
