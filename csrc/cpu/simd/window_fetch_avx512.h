@@ -30,6 +30,7 @@ struct CornerFetch<Avx512> : CornerGather<Avx512> {
   void prepare(const Corners<Avx512>& k, const AffineRow& row) {
     CornerGather<Avx512>::prepare(k, row);
     rows = -1;
+    narrow = false;
     first_offset = 0;
     if (k.valid == 0) {
       rows = 0;
