@@ -24,7 +24,8 @@ def header(machine: dict, bandwidth_gbs: float, repeats: int, copy_mb: int) -> s
     return "\n".join([
         f"stn bench on {machine['device']}: float32, {machine['threads']} threads for stn, torch "
         f"and OpenCV, median of {repeats} runs after a warm-up",
-        f"  stn built with {info.get('compiler')}, SIMD {info.get('simd')}; {versions}",
+        f"  stn built with {info.get('compiler')} (baseline {info.get('simd')}), row kernels "
+        f"{info.get('simd_kernels', 'n/a')} chosen at run time; {versions}",
         f"  copy bandwidth ({_copy_probe(machine, copy_mb)}): {bandwidth_gbs:.1f} GB/s",
         "  ratio = implementation ms / stn fused ms (> 1: stn fused is faster); "
         "GB/s = (input + output bytes) / forward time",
