@@ -183,6 +183,14 @@ def test_mnist_from_folder_plain_and_gz(tmp_path):
     assert_digits_match(digits, arrays)
 
 
+def test_mnist_from_folder_with_dotted_names(tmp_path):
+    # Some redistributions spell the files train-images.idx3-ubyte (a dot before idx).
+    arrays = write_idx_folder(tmp_path, gz=(1,))
+    for path in tmp_path.iterdir():
+        path.rename(tmp_path / path.name.replace("-idx", ".idx"))
+    assert_digits_match(load_digits("mnist", root=tmp_path), arrays)
+
+
 def test_mnist_folder_errors_name_the_file(tmp_path):
     write_idx_folder(tmp_path)
     labels = tmp_path / "t10k-labels-idx1-ubyte.gz"

@@ -151,10 +151,14 @@ def _check_labels(path: str, labels: np.ndarray) -> None:
 
 
 def _idx_paths(folder: str, hint: str) -> dict:
-    """{file name without .gz: path} for the four IDX files in `folder`, plain or .gz."""
+    """{file name without .gz: path} for the four IDX files in `folder`, plain or .gz, under
+    their original names (train-images-idx3-ubyte) or the common respelling with a dot
+    (train-images.idx3-ubyte, as some redistributions name them)."""
     paths, missing = {}, []
     for name in (name for pair in IDX_FILES.values() for name in pair):
-        found = [path for path in (os.path.join(folder, name), os.path.join(folder, name + ".gz"))
+        spellings = (name, name.replace("-idx", ".idx"))
+        found = [path for spelling in spellings for path in
+                 (os.path.join(folder, spelling), os.path.join(folder, spelling + ".gz"))
                  if os.path.isfile(path)]
         if found:
             paths[name] = found[0]
