@@ -8,6 +8,7 @@
 #include <array>
 #include <string>
 
+#include "array_text.h"
 #include "../cpu/im2col.h"
 
 namespace py = pybind11;
@@ -16,16 +17,9 @@ namespace stn {
 namespace bindings {
 namespace {
 
-template <typename T>
-using Array = py::array_t<T, py::array::c_style>;
 // kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w
 using Window = std::array<index_t, 8>;
 
-std::string shape_text(const py::array& a) {
-  std::string text = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) text += (i ? ", " : "") + std::to_string(a.shape(i));
-  return text + (a.ndim() == 1 ? ",)" : ")");
-}
 
 void require(bool ok, const char* function, const std::string& message) {
   if (!ok) throw py::value_error(std::string("stn._core.") + function + ": " + message);

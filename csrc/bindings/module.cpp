@@ -12,6 +12,7 @@
 #include <string>
 #include <tuple>
 
+#include "array_text.h"
 #include "../cpu/simd/affine_rows.h"
 #include "../stn/api.h"
 
@@ -24,14 +25,7 @@ py::dict build_info();  // build_info.cpp
 
 namespace {
 
-template <typename T>
-using Array = py::array_t<T, py::array::c_style>;
 
-std::string shape_text(const py::array& a) {
-  std::string text = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) text += (i ? ", " : "") + std::to_string(a.shape(i));
-  return text + (a.ndim() == 1 ? ",)" : ")");
-}
 
 void require(bool ok, const std::string& message) {
   if (!ok) throw py::value_error("stn._core: " + message);

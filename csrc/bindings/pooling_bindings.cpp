@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "array_text.h"
 #include "../stn/pooling.h"
 
 namespace py = pybind11;
@@ -20,16 +21,9 @@ namespace stn {
 namespace bindings {
 namespace {
 
-template <typename T>
-using Array = py::array_t<T, py::array::c_style>;
 using Argmax = py::array_t<int32_t, py::array::c_style>;
 using Window = std::array<index_t, 6>;  // kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w
 
-std::string shape_text(const py::array& a) {
-  std::string text = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) text += (i ? ", " : "") + std::to_string(a.shape(i));
-  return text + (a.ndim() == 1 ? ",)" : ")");
-}
 
 void require(bool ok, const std::string& message) {
   if (!ok) throw py::value_error("stn._core pooling: " + message);
