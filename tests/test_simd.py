@@ -5,7 +5,8 @@ AVX-512 row kernels chosen at run time; everything else, and the emulated device
 runs the generic per-pixel bodies over stn/taps.h. Each test runs every SIMD level this CPU
 offers (set_simd_level) and compares the CPU result with the emulated launch, byte for byte:
 forward, grad_input and grad_theta, at shapes that exercise vector tails, the window and
-gather corner fetches, image edges, row bands (N < threads) and non-finite values.
+gather corner fetches, the AVX2 interior pair loads and their bounds, image edges, row bands
+(N < threads) and non-finite values.
 """
 
 import itertools
@@ -99,6 +100,20 @@ def test_identity_and_integer_shifts_hit_cell_edges(rng, simd_level):
         theta = np.tile(np.array([[1, 0, shift], [0, 1, -shift]], np.float32), (2, 1, 1))
         for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
             check_fused(x, theta, (16, 16), padding, align, grad_output)
+
+
+def test_interior_bounds_at_every_lane(rng, simd_level):
+    # The AVX2 kernels read a vector's corners as pairs, without masks, only when every lane is
+    # interior (0 <= x < W - 1, 0 <= y < H - 1; 0 < x, y with border padding). Slide the image
+    # edges across the lanes, landing points exactly on x = 0 and x = W - 1 and just inside.
+    x = rng.standard_normal((1, 2, 12, 21)).astype(np.float32)
+    grad_output = rng.standard_normal((1, 2, 6, 40)).astype(np.float32)
+    for step in range(-9, 10):
+        shift = np.float32(step / 20.0)
+        for scale in (np.float32(1.0), np.float32(0.55), np.nextafter(np.float32(1.0), np.float32(2.0))):
+            theta = np.array([[[scale, 0, shift], [0, 1, shift / 3]]], np.float32)
+            for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
+                check_fused(x, theta, (6, 40), padding, align, grad_output)
 
 
 def test_non_finite_values(rng, simd_level):

@@ -167,6 +167,14 @@ struct AffineRowKernels {
     }
   }
 
+  // taps.h: d weight / dx and d weight / dy of NW, NE, SW, SE at (tx, ty) in the cell.
+  static void weight_slopes(F tx, F ty, F dx[4], F dy[4]) {
+    const F one = V::set(1.0f);
+    const F left = V::sub(one, tx), up = V::sub(one, ty);
+    dx[0] = V::neg(up), dx[1] = up, dx[2] = V::neg(ty), dx[3] = ty;
+    dy[0] = V::neg(left), dy[1] = V::neg(tx), dy[2] = left, dy[3] = tx;
+  }
+
   // point_ops.h grid_grad_point: d loss / d grid of each pixel, summed over channels, then
   // over corners, in that order.
   static void grid_grad(const AffineRow& row, ConstPlanes input, const float* grad_output,
@@ -175,13 +183,7 @@ struct AffineRowKernels {
       const Group group(row, wo);
       F weight_dx[kGroup][4], weight_dy[kGroup][4], sum_x[kGroup], sum_y[kGroup];
       for (int v = 0; v < group.count; ++v) {
-        const Corners& k = group.k[v];
-        const F one = V::set(1.0f);
-        const F left = V::sub(one, k.tx), up = V::sub(one, k.ty);
-        // taps.h: d weight / dx and d weight / dy of NW, NE, SW, SE.
-        const F dx[4] = {V::neg(up), up, V::neg(k.ty), k.ty};
-        const F dy[4] = {V::neg(left), V::neg(k.tx), left, k.tx};
-        for (int c = 0; c < 4; ++c) weight_dx[v][c] = dx[c], weight_dy[v][c] = dy[c];
+        weight_slopes(group.k[v].tx, group.k[v].ty, weight_dx[v], weight_dy[v]);
         sum_x[v] = sum_y[v] = V::zero();
       }
       for (int64_t channel = 0; channel < input.channels; ++channel) {

@@ -27,6 +27,7 @@ struct AffineRow {
   const float* theta;   // 6 entries, row-major 2x3
   const float* x_base;  // (out_width): base grid x of each output column
   float y_base;         // base grid y of this row
+  float y_step;         // base grid y of the next row minus y_base (to prefetch rows ahead)
   int64_t out_width;
   int64_t in_height, in_width;
   bool border;          // border padding; zeros padding otherwise

@@ -27,8 +27,18 @@ struct Avx2 {
 
   static F set(float x) { return _mm256_set1_ps(x); }
   static F zero() { return _mm256_setzero_ps(); }
-  static F load(const float* p, M m) { return _mm256_maskload_ps(p, _mm256_castps_si256(m)); }
-  static void store(float* p, F v, M m) { _mm256_maskstore_ps(p, _mm256_castps_si256(m), v); }
+  // Whole vectors (every lane set) take plain loads and stores: AMD's masked moves are
+  // microcoded, a masked store costing several times a plain one.
+  static bool full(M m) { return _mm256_movemask_ps(m) == 0xFF; }
+  static F load(const float* p, M m) {
+    return full(m) ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, _mm256_castps_si256(m));
+  }
+  static void store(float* p, F v, M m) {
+    if (full(m))
+      _mm256_storeu_ps(p, v);
+    else
+      _mm256_maskstore_ps(p, _mm256_castps_si256(m), v);
+  }
 
   static F add(F a, F b) { return _mm256_add_ps(a, b); }
   static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
@@ -49,7 +59,12 @@ struct Avx2 {
   static I bit_if(M m, int32_t bit) { return _mm256_and_si256(_mm256_castps_si256(m), _mm256_set1_epi32(bit)); }
   static I or_int(I a, I b) { return _mm256_or_si256(a, b); }
   static I plus(I a, int32_t k) { return _mm256_add_epi32(a, _mm256_set1_epi32(k)); }
-  static void store_int(int32_t* p, I v, M m) { _mm256_maskstore_epi32(p, _mm256_castps_si256(m), v); }
+  static void store_int(int32_t* p, I v, M m) {
+    if (full(m))
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+    else
+      _mm256_maskstore_epi32(p, _mm256_castps_si256(m), v);
+  }
 
   static F gather(const float* base, I offset, M m) {
     return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, offset, m, 4);

@@ -1,0 +1,230 @@
+// Row kernels that read the interior of each row without masks (the AVX2 kernels; AVX-512
+// keeps AffineRowKernels' window fetch). Same results, bit for bit, as AffineRowKernels and
+// so as the generic bodies: the same IEEE operations in the same order.
+//
+// A vector of pixels is *interior* when every lane's pixel coordinates satisfy
+// 0 <= x < W - 1 and 0 <= y < H - 1 (0 < x and 0 < y with border padding, whose clamp at 0
+// zeroes d pixel / d grid): then c0 = floor(x), c0 + 1 are columns of the image and r0,
+// r0 + 1 rows, so nothing needs masking, padding or clamping (the border clamp is the
+// identity there), and PairLoads reads the corners as neighbouring pairs. In a typical warp
+// most vectors are interior; the rest (edges, tails, NaN) go through AffineRowKernels'
+// masked corners, one vector at a time.
+#pragma once
+
+#include <cmath>
+
+#include "affine_row_kernels.h"
+
+namespace stn {
+namespace cpu {
+namespace simd {
+
+// Reads the corners of interior pixels; specialized per vector type:
+//   static void corners(const float* plane, const int32_t* north_west, int32_t width, F corner[4])
+// gives NW, NE, SW, SE of each lane from its NW offset r0 * W + c0.
+template <class V>
+struct PairLoads;
+
+template <class V>
+struct InteriorRowKernels {
+  using F = typename V::F;
+  using M = typename V::M;
+  using Masked = AffineRowKernels<V>;
+
+  // A row's constants, broadcast once: the compiler cannot keep loads through `row` out of
+  // the loops, since the output stores might alias it.
+  struct RowConstants {
+    F theta_x[3], theta_y[3];  // theta[0], theta[1] * y_base, theta[2]; theta[3], theta[4] * y_base, theta[5]
+    F scale_x[3], scale_y[3];  // coords.h unnormalize as ((g + 1) * a - b) * c (see unnormalize_row)
+    F d_x, d_y;                // d pixel / d grid
+    F low_x, low_y, high_x, high_y;  // interior: low < x < high, low < y < high
+    int32_t width;
+    int64_t ahead;             // where a corner of this row lies kPrefetchRows rows later, minus
+                               // where it lies here: an offset into the plane
+
+    explicit RowConstants(const AffineRow& row) : width(int32_t(row.in_width)) {
+      const float* t = row.theta;
+      theta_x[0] = V::set(t[0]), theta_x[1] = V::set(t[1] * row.y_base), theta_x[2] = V::set(t[2]);
+      theta_y[0] = V::set(t[3]), theta_y[1] = V::set(t[4] * row.y_base), theta_y[2] = V::set(t[5]);
+      unnormalize_row(row.in_width, row.align_corners, scale_x, &d_x);
+      unnormalize_row(row.in_height, row.align_corners, scale_y, &d_y);
+      // x >= 0 is x > -(the smallest denormal): no float lies between the two but -0.
+      const F low = V::set(row.border ? 0.0f : -1e-45f);
+      low_x = low_y = low;
+      high_x = V::set(float(row.in_width - 1));  // 0 for one column: nothing is interior
+      high_y = V::set(float(row.in_height - 1));
+      // One output row down moves a sample by theta's y column times the base grid's step,
+      // in normalized units; *(size / 2) in pixels (near enough with align_corners).
+      const double rows = double(kPrefetchRows) * row.y_step;
+      const double dx = rows * t[1] * double(row.in_width) / 2, dy = rows * t[4] * double(row.in_height) / 2;
+      ahead = std::isfinite(dx) && std::isfinite(dy) && std::fabs(dx) < 1e6 && std::fabs(dy) < 1e6
+                  ? int64_t(std::lround(dy)) * row.in_width + int64_t(std::lround(dx))
+                  : 0;
+    }
+
+    // coords.h unnormalize: align_corners ((g + 1) * 0.5) * (size - 1), else
+    // ((g + 1) * size - 1) * 0.5, both as ((g + 1) * a - b) * c (subtracting 0 changes no
+    // float, -0 and NaN included).
+    static void unnormalize_row(int64_t size, bool align_corners, F scale[3], F* d_pixel) {
+      if (align_corners) {
+        scale[0] = V::set(0.5f), scale[1] = V::zero(), scale[2] = V::set(float(size - 1));
+        *d_pixel = V::set(float(size - 1) / 2);
+      } else {
+        scale[0] = V::set(float(size)), scale[1] = V::set(1.0f), scale[2] = V::set(0.5f);
+        *d_pixel = V::set(float(size) / 2);
+      }
+    }
+  };
+
+  // Rows of a rotated warp run diagonally through the input, where the hardware prefetchers
+  // do not follow, and a warp of images in main memory waits on each new line. The interior
+  // loops ask for the lines this many output rows ahead will read.
+  static constexpr int kPrefetchRows = 4;
+
+  // The taps of an interior vector.
+  struct Interior {
+    F weight[4];                         // NW, NE, SW, SE
+    F tx, ty;                            // position inside the 2x2 cell
+    alignas(64) int32_t north_west[16];  // r0 * W + c0 of each lane
+  };
+
+  // The lines of the first and last lanes' corners kPrefetchRows rows later: with the lanes
+  // between them, they span the few input rows a vector's corners lie in.
+  static void prefetch_ahead(const float* plane, const Interior& k, const RowConstants& r) {
+    // Integer addresses: the lines ahead may lie outside the plane (past the last row), where
+    // a prefetch is harmless but a pointer would not be.
+    const uintptr_t at = reinterpret_cast<uintptr_t>(plane);
+    const uintptr_t first = at + uintptr_t(k.north_west[0] + r.ahead) * sizeof(float);
+    const uintptr_t last = at + uintptr_t(k.north_west[V::kLanes - 1] + r.ahead) * sizeof(float);
+    const uintptr_t south = uintptr_t(r.width) * sizeof(float);
+    __builtin_prefetch(reinterpret_cast<const void*>(first));
+    __builtin_prefetch(reinterpret_cast<const void*>(first + south));
+    __builtin_prefetch(reinterpret_cast<const void*>(last));
+    __builtin_prefetch(reinterpret_cast<const void*>(last + south));
+  }
+
+  static F pixel(F g, const F scale[3]) {
+    return V::mul(V::sub(V::mul(V::add(g, V::set(1.0f)), scale[0]), scale[1]), scale[2]);
+  }
+
+  // Whether the 8 (16) pixels from wo, all within the row, are interior; if so, their taps
+  // in *k, computed as AffineRowKernels::corners computes them.
+  static bool interior(const RowConstants& r, const float* x_base, int64_t wo, Interior* k) {
+    const F base = V::load(x_base + wo, V::first(V::kLanes));
+    // coords.h affine_point: theta[0] * x + theta[1] * y + theta[2], left to right.
+    const F x = pixel(V::add(V::add(V::mul(r.theta_x[0], base), r.theta_x[1]), r.theta_x[2]), r.scale_x);
+    const F y = pixel(V::add(V::add(V::mul(r.theta_y[0], base), r.theta_y[1]), r.theta_y[2]), r.scale_y);
+    // Ordered compares: false for NaN.
+    const M inside = V::both(V::both(V::gt(x, r.low_x), V::lt(x, r.high_x)),
+                             V::both(V::gt(y, r.low_y), V::lt(y, r.high_y)));
+    if (!V::full(inside)) return false;
+    const F column = V::floor(x), line = V::floor(y);
+    k->tx = V::sub(x, column);
+    k->ty = V::sub(y, line);
+    V::store_int(k->north_west, V::mul_add(V::to_int(line), r.width, V::to_int(column)), V::first(V::kLanes));
+    const F one = V::set(1.0f);
+    const F left = V::sub(one, k->tx), up = V::sub(one, k->ty);
+    k->weight[0] = V::mul(left, up);
+    k->weight[1] = V::mul(k->tx, up);
+    k->weight[2] = V::mul(left, k->ty);
+    k->weight[3] = V::mul(k->tx, k->ty);
+    return true;
+  }
+
+  // point_ops.h gather_point, every channel; a vector at a time, channels innermost.
+  static void forward(const AffineRow& row, ConstPlanes input, float* output, int64_t out_plane) {
+    const RowConstants r(row);
+    const int64_t whole = row.out_width / V::kLanes * V::kLanes;  // pixels in whole vectors
+    for (int64_t wo = 0; wo < row.out_width; wo += V::kLanes) {
+      Interior k;
+      if (wo < whole && interior(r, row.x_base, wo, &k)) {
+        const M all = V::first(V::kLanes);
+        for (int64_t channel = 0; channel < input.channels; ++channel) {
+          const float* plane = input.data + channel * input.plane;
+          prefetch_ahead(plane, k, r);
+          F corner[4];
+          PairLoads<V>::corners(plane, k.north_west, r.width, corner);
+          V::store(output + channel * out_plane + wo, weighted_sum(k.weight, corner), all);
+        }
+        continue;
+      }
+      const M tail = V::first(row.out_width - wo);
+      const typename Masked::Corners m = Masked::corners(row, wo, tail, 0, row.in_height);
+      CornerFetch<V> fetch;
+      fetch.prepare(m, row);
+      for (int64_t channel = 0; channel < input.channels; ++channel) {
+        F corner[4];
+        fetch.values(input.data + channel * input.plane, corner);
+        V::store(output + channel * out_plane + wo, weighted_sum(m.weight, corner), tail);
+      }
+    }
+  }
+
+  // ((0 + w0 * c0) + w1 * c1) + ..., as point_ops.h gather_point adds.
+  static F weighted_sum(const F weight[4], const F corner[4]) {
+    F value = V::zero();
+    for (int c = 0; c < 4; ++c) value = V::add(value, V::mul(weight[c], corner[c]));
+    return value;
+  }
+
+  // point_ops.h grid_grad_point: d loss / d grid of each pixel, summed over channels, then
+  // over corners, in that order; a vector at a time, channels innermost.
+  static void grid_grad(const AffineRow& row, ConstPlanes input, const float* grad_output,
+                        int64_t out_plane, float* grad_x, float* grad_y) {
+    const RowConstants r(row);
+    const int64_t whole = row.out_width / V::kLanes * V::kLanes;
+    for (int64_t wo = 0; wo < row.out_width; wo += V::kLanes) {
+      Interior k;
+      if (wo < whole && interior(r, row.x_base, wo, &k)) {
+        const M all = V::first(V::kLanes);
+        F weight_dx[4], weight_dy[4];
+        Masked::weight_slopes(k.tx, k.ty, weight_dx, weight_dy);
+        F sum_x = V::zero(), sum_y = V::zero();
+        for (int64_t channel = 0; channel < input.channels; ++channel) {
+          const float* plane = input.data + channel * input.plane;
+          prefetch_ahead(plane, k, r);
+          F corner[4];
+          PairLoads<V>::corners(plane, k.north_west, r.width, corner);
+          const F g = V::load(grad_output + channel * out_plane + wo, all);
+          for (int c = 0; c < 4; ++c) {  // no corner is skipped
+            const F product = V::mul(corner[c], g);
+            sum_x = V::add(sum_x, V::mul(weight_dx[c], product));
+            sum_y = V::add(sum_y, V::mul(weight_dy[c], product));
+          }
+        }
+        V::store(grad_x + wo, V::mul(sum_x, r.d_x), all);
+        V::store(grad_y + wo, V::mul(sum_y, r.d_y), all);
+        continue;
+      }
+      const M tail = V::first(row.out_width - wo);
+      const typename Masked::Corners m = Masked::corners(row, wo, tail, 0, row.in_height);
+      CornerFetch<V> fetch;
+      fetch.prepare(m, row);
+      F weight_dx[4], weight_dy[4];
+      Masked::weight_slopes(m.tx, m.ty, weight_dx, weight_dy);
+      F sum_x = V::zero(), sum_y = V::zero();
+      for (int64_t channel = 0; channel < input.channels; ++channel) {
+        F corner[4];
+        fetch.values(input.data + channel * input.plane, corner);
+        const F g = V::load(grad_output + channel * out_plane + wo, tail);
+        for (int c = 0; c < 4; ++c) {
+          // in * g, exactly 0 for a skipped corner even where g is Inf or NaN.
+          const F product = V::zero_unless(m.inside[c], V::mul(corner[c], g));
+          sum_x = V::add(sum_x, V::mul(weight_dx[c], product));
+          sum_y = V::add(sum_y, V::mul(weight_dy[c], product));
+        }
+      }
+      V::store(grad_x + wo, V::mul(sum_x, m.dx_dgrid), tail);
+      V::store(grad_y + wo, V::mul(sum_y, m.dy_dgrid), tail);
+    }
+  }
+
+  static const RowKernels* table(const char* name) {
+    static const RowKernels kernels{name, &forward, &grid_grad, &Masked::corners_row};
+    return &kernels;
+  }
+};
+
+}  // namespace simd
+}  // namespace cpu
+}  // namespace stn
