@@ -13,6 +13,8 @@
 #include <tuple>
 
 #include "array_text.h"
+#include "output_arrays.h"
+#include "../cpu/buffer_cache.h"
 #include "../cpu/simd/affine_rows.h"
 #include "../stn/api.h"
 
@@ -134,7 +136,7 @@ Array<T> transform_grid(const Array<T>& params, const FamilyArgs& family_args,
   require(batch > 0 && height > 0 && width > 0, "size must be positive");
   const FamilyCall<T> family = make_family<T>(family_args, tps_solution);
   images_of(params, family.spec, shared, batch);
-  Array<T> grid({batch, height, width, index_t(2)});
+  Array<T> grid = new_array<T>({batch, height, width, index_t(2)});
   STN_CALL(backend, transform_grid<T>, params.data(), family.spec, shared, batch, height, width,
            align_corners, grid.mutable_data());
   return grid;
@@ -178,7 +180,7 @@ SamplerShape grid_path_shape(const Array<T>& input, const Array<T>& grid) {
 // A new (N, C, H, W) array, stored in *owner; returns its data.
 template <typename T>
 T* allocate_like_input(const SamplerShape& shape, py::object* owner) {
-  Array<T> array({shape.batch, shape.channels, shape.in_height, shape.in_width});
+  Array<T> array = new_array<T>({shape.batch, shape.channels, shape.in_height, shape.in_width});
   T* data = array.mutable_data();
   *owner = std::move(array);
   return data;
@@ -190,7 +192,7 @@ Array<T> grid_sample(const Array<T>& input, const Array<T>& grid, int mode, int 
   const Backend backend = parse_backend(backend_name);
   const SamplerShape shape = grid_path_shape(input, grid);
   const SamplerOptions options = make_options(mode, padding, align_corners);
-  Array<T> output({shape.batch, shape.channels, shape.out_height, shape.out_width});
+  Array<T> output = new_array<T>({shape.batch, shape.channels, shape.out_height, shape.out_width});
   STN_CALL(backend, grid_sample_forward<T>, input.data(), grid.data(), shape, options, output.mutable_data());
   return output;
 }
@@ -203,7 +205,7 @@ py::tuple grid_sample_backward(const Array<T>& grad_output, const Array<T>& inpu
   const SamplerShape shape = grid_path_shape(input, grid);
   const SamplerOptions options = make_options(mode, padding, align_corners);
   require_shape(grad_output, {shape.batch, shape.channels, shape.out_height, shape.out_width}, "grad_output");
-  Array<T> grad_grid({shape.batch, shape.out_height, shape.out_width, index_t(2)});
+  Array<T> grad_grid = new_array<T>({shape.batch, shape.out_height, shape.out_width, index_t(2)});
   py::object grad_input_object = py::none();
   T* grad_input = input_grad ? allocate_like_input<T>(shape, &grad_input_object) : nullptr;
   STN_CALL(backend, grid_sample_backward<T>, grad_output.data(), input.data(), grid.data(), shape,
@@ -221,7 +223,7 @@ Array<T> spatial_transform(const Array<T>& input, const Array<T>& params,
   const SamplerOptions options = make_options(mode, padding, align_corners);
   const FamilyCall<T> family = make_family<T>(family_args, tps_solution);
   images_of(params, family.spec, shared, shape.batch);
-  Array<T> output({shape.batch, shape.channels, out_height, out_width});
+  Array<T> output = new_array<T>({shape.batch, shape.channels, out_height, out_width});
   STN_CALL(backend, spatial_transform_forward<T>, input.data(), params.data(), family.spec, shared,
            shape, options, output.mutable_data());
   return output;
@@ -295,6 +297,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &stn::cpu::get_num_threads);
   m.def("simd_level", &stn::cpu::simd::level_name,
         "The vector kernels in use by the CPU path: 'AVX-512', 'AVX2' or 'off'.");
+  m.def("set_output_cache_bytes", &stn::cpu::buffer_cache::set_budget, py::arg("bytes"),
+        "Most bytes of freed output arrays kept for reuse (default 256 MiB; 0: none).");
+  m.def("output_cache_bytes", &stn::cpu::buffer_cache::budget);
+  m.def("output_cache_idle_bytes", &stn::cpu::buffer_cache::idle_bytes);
   m.def("set_simd_level", [](const std::string& name) { return stn::cpu::simd::set_level(name.c_str()); },
         py::arg("name"), "Select 'best', 'avx512', 'avx2' or 'off'; False if unavailable here.");
   stn::bindings::define_cuda_entry_points(m);

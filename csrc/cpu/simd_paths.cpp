@@ -63,54 +63,111 @@ class AffineRows {
   std::vector<float> x_base_;
 };
 
+// How many pixels ahead scatter_row asks for the lines it will add to.
+constexpr index_t kScatterAhead = 24;
+
+// The running sums of one 2x2 cell of a grad_input plane, held in registers while
+// consecutive output pixels add to it. Every element still receives the same additions in
+// the same order as adding in memory, so results are bit-identical. When the window moves
+// to a neighbouring cell, the corners the two cells share pass from register to register:
+// written back and read again at once they would wait on the store (a read that straddles
+// two stores cannot be forwarded from them).
+class HeldCell {
+ public:
+  HeldCell(float* plane, index_t width) : plane_(plane), width_(width) {}
+
+  // Holds the cell whose north-west corner is plane[base].
+  void move_to(index_t base) {
+    if (held_ && base == cell_) return;
+    const index_t w = width_;
+    if (!held_) {
+      load(base, kAll);
+    } else if (base == cell_ + 1) {  // right: the east corners become the west ones
+      store(kWest);
+      corner_[kNorthWest] = corner_[kNorthEast], corner_[kSouthWest] = corner_[kSouthEast];
+      load(base, kEast);
+    } else if (base == cell_ + w) {  // down: the south corners become the north ones
+      store(kNorth);
+      corner_[kNorthWest] = corner_[kSouthWest], corner_[kNorthEast] = corner_[kSouthEast];
+      load(base, kSouth);
+    } else if (base == cell_ + w + 1) {  // down and right: south-east becomes north-west
+      store(kAll & ~(1 << kSouthEast));
+      corner_[kNorthWest] = corner_[kSouthEast];
+      load(base, kAll & ~(1 << kNorthWest));
+    } else if (base == cell_ + w - 1) {  // down and left: south-west becomes north-east
+      store(kAll & ~(1 << kSouthWest));
+      corner_[kNorthEast] = corner_[kSouthWest];
+      load(base, kAll & ~(1 << kNorthEast));
+    } else {
+      store(kAll);
+      load(base, kAll);
+    }
+    held_ = true;
+    cell_ = base;
+  }
+
+  void add(const simd::RowCorners& corners, index_t wo, float value) {
+    for (int k = 0; k < 4; ++k) corner_[k] += corners.weight[k][wo] * value;
+  }
+
+  // Writes the sums back; nothing is held after.
+  void release() {
+    if (held_) store(kAll);
+    held_ = false;
+  }
+
+ private:
+  enum { kNorthWest, kNorthEast, kSouthWest, kSouthEast };
+  static constexpr int kAll = 15, kWest = 1 << kNorthWest | 1 << kSouthWest, kEast = kAll & ~kWest,
+                       kNorth = 1 << kNorthWest | 1 << kNorthEast, kSouth = kAll & ~kNorth;
+
+  index_t offset(int k) const { return (k & 1) + (k >> 1) * width_; }
+  void store(int which) {
+    for (int k = 0; k < 4; ++k)
+      if (which & (1 << k)) plane_[cell_ + offset(k)] = corner_[k];
+  }
+  void load(index_t base, int which) {
+    for (int k = 0; k < 4; ++k)
+      if (which & (1 << k)) corner_[k] = plane_[base + offset(k)];
+  }
+
+  float* plane_;
+  index_t width_;
+  bool held_ = false;
+  index_t cell_ = 0;
+  float corner_[4] = {0, 0, 0, 0};  // NW, NE, SW, SE
+};
+
 // One channel of a run of output pixels (whole rows, in raster order):
-// plane[corner] += weight * g[wo], pixel by pixel. While consecutive pixels share a 2x2 cell (or step one column right), its four
-// running sums stay in registers instead of going through memory each time; every element
-// still receives the same additions in the same order, so the result is bit-identical to
-// adding in memory. Pixels with a corner outside the image or band go straight to memory.
-void scatter_row(const simd::RowCorners& corners, index_t out_width, index_t width, const float* g,
+// plane[corner] += weight * g[wo], pixel by pixel, through HeldCell. Pixels with a corner
+// outside the image or band go straight to memory.
+void scatter_row(const simd::RowCorners& corners, index_t count, index_t width, const float* g,
                  float* plane) {
-  bool held = false;
-  index_t cell = 0;                            // NW corner of the held cell
-  float north_west = 0, north_east = 0, south_west = 0, south_east = 0;
-  const auto release = [&] {
-    if (!held) return;
-    plane[cell] = north_west, plane[cell + 1] = north_east;
-    plane[cell + width] = south_west, plane[cell + width + 1] = south_east;
-    held = false;
-  };
-  for (index_t wo = 0; wo < out_width; ++wo) {
+  HeldCell held(plane, width);
+  for (index_t wo = 0; wo < count; ++wo) {
+    // The corners kScatterAhead pixels on: the cells of a rotated row lie on a diagonal of
+    // the image, where the hardware prefetchers do not follow.
+    if (wo + kScatterAhead < count && corners.inside[wo + kScatterAhead] != 0) {
+      const float* ahead = plane + corners.base[wo + kScatterAhead];
+      __builtin_prefetch(ahead, 1);
+      __builtin_prefetch(ahead + width, 1);
+    }
     const int32_t bits = corners.inside[wo];
     if (bits == 0) continue;
     const index_t base = corners.base[wo];
     const float value = g[wo];
     if (bits != 15) {
-      release();
+      held.release();
       if (bits & 1) plane[base] += corners.weight[0][wo] * value;
       if (bits & 2) plane[base + 1] += corners.weight[1][wo] * value;
       if (bits & 4) plane[base + width] += corners.weight[2][wo] * value;
       if (bits & 8) plane[base + width + 1] += corners.weight[3][wo] * value;
       continue;
     }
-    if (!held || base != cell) {
-      if (held && base == cell + 1) {  // one column right: the east corners become the west ones
-        plane[cell] = north_west, plane[cell + width] = south_west;
-        north_west = north_east, south_west = south_east;
-        north_east = plane[base + 1], south_east = plane[base + width + 1];
-      } else {
-        release();
-        north_west = plane[base], north_east = plane[base + 1];
-        south_west = plane[base + width], south_east = plane[base + width + 1];
-      }
-      held = true;
-      cell = base;
-    }
-    north_west += corners.weight[0][wo] * value;
-    north_east += corners.weight[1][wo] * value;
-    south_west += corners.weight[2][wo] * value;
-    south_east += corners.weight[3][wo] * value;
+    held.move_to(base);
+    held.add(corners, wo, value);
   }
-  release();
+  held.release();
 }
 
 // Output pixels whose corners the scatter prepares at a time (24 bytes each).

@@ -254,6 +254,22 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
+def set_output_cache_bytes(n: int) -> None:
+    """Sets how many bytes of freed output arrays stn keeps for its next calls (default
+    256 MiB; 0 keeps none). Outputs of 1 MiB and more (the warp, grad_input, grids) live in
+    memory stn recycles: a fresh allocation of that size costs the kernel's zeroing of every
+    page, a third of a large warp's time. Only idle memory counts against the limit."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"stn.set_output_cache_bytes: n must be an int, got {n!r}")
+    if n < 0:
+        raise ValueError(f"stn.set_output_cache_bytes: n must be >= 0, got {n!r}")
+    _core.set_output_cache_bytes(int(n))
+
+
+def get_output_cache_bytes() -> int:
+    return _core.output_cache_bytes()
+
+
 def build_info() -> dict:
     """Compiler, SIMD level, OpenMP threads and the CUDA architectures compiled in."""
     return dict(_core.build_info())
