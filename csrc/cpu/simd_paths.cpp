@@ -63,6 +63,49 @@ class AffineRows {
   std::vector<float> x_base_;
 };
 
+// The output of a call in work items for the row kernels: image n, a strip of at most
+// `strip_width` columns, a run of rows walked top to bottom. A thread then reads the input
+// rows one output row leaves for the next (a rotated row crosses many input rows: in a strip
+// they stay in cache), and a wide image's strips still give every thread work. There are
+// about kItemsPerThread items per thread, so that dynamic hand-out evens out the load. Every
+// output element is written by one item, whatever the split: results do not depend on it.
+class OutputTiles {
+ public:
+  static constexpr index_t kStripWidth = 128;
+  static constexpr index_t kItemsPerThread = 4;
+
+  struct Tile {
+    index_t n, column_begin, column_end, row_begin, row_end;
+  };
+
+  OutputTiles(index_t batch, index_t out_height, index_t out_width, index_t strip_width)
+      : batch_(batch), out_height_(out_height), out_width_(out_width),
+        pixels_(batch * out_height * out_width) {
+    strip_width_ = std::max<index_t>(1, std::min(strip_width, out_width));
+    strips_ = (out_width + strip_width_ - 1) / strip_width_;
+    const index_t wanted = kItemsPerThread * get_num_threads();
+    const index_t runs = std::min(out_height, std::max<index_t>(1, (wanted + batch * strips_ - 1) / (batch * strips_)));
+    run_rows_ = (out_height + runs - 1) / runs;
+    runs_ = (out_height + run_rows_ - 1) / run_rows_;
+  }
+
+  index_t count() const { return batch_ * strips_ * runs_; }
+
+  // parallel_for's threshold: a call of a few dozen pixels stays on the calling thread.
+  index_t min_items_to_split() const { return pixels_ >= kMinItemsToSplit ? 2 : count() + 1; }
+
+  Tile tile(index_t item) const {
+    const index_t run = item % runs_, strip = (item / runs_) % strips_, n = item / (runs_ * strips_);
+    const index_t column_begin = strip * strip_width_, row_begin = run * run_rows_;
+    return Tile{n, column_begin, std::min(out_width_, column_begin + strip_width_), row_begin,
+                std::min(out_height_, row_begin + run_rows_)};
+  }
+
+ private:
+  index_t batch_, out_height_, out_width_, pixels_;
+  index_t strip_width_, strips_, run_rows_, runs_;
+};
+
 // How many pixels ahead scatter_row asks for the lines it will add to.
 constexpr index_t kScatterAhead = 24;
 
@@ -179,36 +222,46 @@ bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
                         const ForwardPixel<float, Interp::Bilinear, AffineCoords<float>>& body) {
   const AffineRows rows(body.coords, body.shape, body.options);
   if (rows.kernels() == nullptr) return false;
-  const index_t min_rows = (kMinItemsToSplit + out_width - 1) / out_width;
-  parallel_for(batch * out_height, [&](index_t item) {
-    const index_t n = item / out_height, ho = item % out_height;
-    rows.kernels()->forward(rows.row(n, ho), rows.image(body.input, n), body.output + rows.out_row(n, ho),
-                            body.shape.out_plane());
-  }, min_rows);
+  const OutputTiles tiles(batch, out_height, out_width, OutputTiles::kStripWidth);
+  parallel_for(tiles.count(), [&](index_t item) {
+    const OutputTiles::Tile tile = tiles.tile(item);
+    for (index_t ho = tile.row_begin; ho < tile.row_end; ++ho) {
+      simd::AffineRow row = rows.row(tile.n, ho);
+      row.x_base += tile.column_begin;
+      row.out_width = tile.column_end - tile.column_begin;
+      rows.kernels()->forward(row, rows.image(body.input, tile.n),
+                              body.output + rows.out_row(tile.n, ho) + tile.column_begin, body.shape.out_plane());
+    }
+  }, tiles.min_items_to_split());
   return true;
 }
 
-// CoefficientGradRow: the grid gradient of the row from the kernels, then the same double
-// accumulation in the same order (AffineCoords::accumulate over the base grid).
+// CoefficientGradRow: the grid gradient of each row from the kernels, then the same double
+// accumulation in the same order (AffineCoords::accumulate over the base grid). Rows stay
+// whole, so that order is the generic body's.
 bool simd_launch(index_t row_count, const CoefficientGradRow<float, Interp::Bilinear, AffineCoords<float>>& body) {
   const AffineRows rows(body.coords, body.shape, body.options);
   if (rows.kernels() == nullptr) return false;
   const index_t out_height = body.shape.out_height, out_width = body.shape.out_width;
-  const index_t min_rows = (kMinItemsToSplit + out_width - 1) / out_width;
-  parallel_for(row_count, [&](index_t item) {
+  const OutputTiles tiles(row_count / out_height, out_height, out_width, out_width);
+  parallel_for(tiles.count(), [&](index_t item) {
     thread_local std::vector<float> grad_x, grad_y;  // the row's grid gradient, reused
     grad_x.resize(size_t(out_width));
     grad_y.resize(size_t(out_width));
-    const index_t n = item / out_height, ho = item % out_height;
-    rows.kernels()->grid_grad(rows.row(n, ho), rows.image(body.input, n),
-                              body.grad_output + rows.out_row(n, ho), body.shape.out_plane(),
-                              grad_x.data(), grad_y.data());
-    double partial[6] = {};
-    const float y_base = body.coords.base.y(ho);
-    for (index_t wo = 0; wo < out_width; ++wo)
-      accumulate_theta_grad(partial, grad_x[size_t(wo)], grad_y[size_t(wo)], rows.x_base()[wo], y_base);
-    for (int i = 0; i < 6; ++i) body.row_partials[item * 6 + i] = partial[i];
-  }, min_rows);
+    const OutputTiles::Tile tile = tiles.tile(item);
+    for (index_t ho = tile.row_begin; ho < tile.row_end; ++ho) {
+      const index_t n = tile.n;
+      rows.kernels()->grid_grad(rows.row(n, ho), rows.image(body.input, n),
+                                body.grad_output + rows.out_row(n, ho), body.shape.out_plane(),
+                                grad_x.data(), grad_y.data());
+      double partial[6] = {};
+      const float y_base = body.coords.base.y(ho);
+      for (index_t wo = 0; wo < out_width; ++wo)
+        accumulate_theta_grad(partial, grad_x[size_t(wo)], grad_y[size_t(wo)], rows.x_base()[wo], y_base);
+      const index_t row_item = n * out_height + ho;
+      for (int i = 0; i < 6; ++i) body.row_partials[row_item * 6 + i] = partial[i];
+    }
+  }, tiles.min_items_to_split());
   return true;
 }
 
