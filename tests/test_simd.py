@@ -149,6 +149,23 @@ def test_any_thread_count(rng, simd_level, threads):
         stn.set_num_threads(previous)
 
 
+@pytest.mark.parametrize("channels", [1, 2, 4, 5, 9])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_grad_input_channel_groups(rng, simd_level, channels, threads):
+    # The scatter takes channels four at a time as vector lanes (a partial group at the end),
+    # one channel straight into its plane; with N = 1 and several threads, in bands of rows.
+    previous = stn.get_num_threads()
+    stn.set_num_threads(threads)
+    try:
+        x = rng.standard_normal((1, channels, 30, 26)).astype(np.float32)
+        x[0, -1, 7, 9] = np.inf
+        grad_output = rng.standard_normal((1, channels, 33, 35)).astype(np.float32)
+        for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
+            check_fused(x, random_theta(rng, 1, np.float32), (33, 35), padding, align, grad_output)
+    finally:
+        stn.set_num_threads(previous)
+
+
 def test_families_through_the_public_api(rng, simd_level):
     # Every matrix family reaches the row kernels as an affine map; results equal the generic
     # bodies (the emulated launch) through the Python API too.

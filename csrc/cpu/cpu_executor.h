@@ -38,11 +38,12 @@ void parallel_for(index_t count, const Fn& fn, index_t min_items_to_split = kMin
   for (index_t i = 0; i < count; ++i) fn(i);
 }
 
-// grad_input (N, C, H, W) in work items (n, band of input rows): each item zeroes its band,
-// then calls fn(n, row_begin, row_end), which adds only the taps landing in that band.
-// Bands exist so that N = 1 still uses every thread; they cost a repeated coordinate pass.
+// grad_input (N, C, H, W) in work items (n, band of input rows): each item zeroes its band
+// (unless zero_bands is false: fn then writes every element of it), then calls
+// fn(n, row_begin, row_end), which adds only the taps landing in that band. Bands exist so
+// that N = 1 still uses every thread; they cost a repeated coordinate pass.
 template <typename T, typename Fn>
-void for_each_band(const SamplerShape& shape, T* grad_input, const Fn& fn) {
+void for_each_band(const SamplerShape& shape, T* grad_input, const Fn& fn, bool zero_bands = true) {
   const index_t threads = get_num_threads();
   const index_t bands =
       std::max<index_t>(1, std::min<index_t>((threads + shape.batch - 1) / shape.batch, shape.in_height));
@@ -53,7 +54,7 @@ void for_each_band(const SamplerShape& shape, T* grad_input, const Fn& fn) {
     const index_t row_begin = (item % bands) * band_rows;
     const index_t row_end = std::min(shape.in_height, row_begin + band_rows);
     if (row_begin >= row_end) return;
-    for (index_t c = 0; c < shape.channels; ++c) {
+    for (index_t c = 0; zero_bands && c < shape.channels; ++c) {
       T* plane = grad_input + (n * shape.channels + c) * shape.in_plane();
       std::memset(plane + row_begin * shape.in_width, 0,
                   sizeof(T) * size_t((row_end - row_begin) * shape.in_width));
