@@ -149,19 +149,22 @@ def test_any_thread_count(rng, simd_level, threads):
         stn.set_num_threads(previous)
 
 
-@pytest.mark.parametrize("channels", [1, 2, 4, 5, 9])
+@pytest.mark.parametrize("channels", [1, 2, 4, 5, 9, 17])
 @pytest.mark.parametrize("threads", [1, 3])
 def test_grad_input_channel_groups(rng, simd_level, channels, threads):
     # The scatter takes channels four at a time as vector lanes (a partial group at the end),
     # one channel straight into its plane; with N = 1 and several threads, in bands of rows.
+    # The AVX2 row kernels sweep 8 channels at a time across chunks of 16 vectors: rows of
+    # 140 pixels are a chunk and a part.
     previous = stn.get_num_threads()
     stn.set_num_threads(threads)
     try:
         x = rng.standard_normal((1, channels, 30, 26)).astype(np.float32)
         x[0, -1, 7, 9] = np.inf
-        grad_output = rng.standard_normal((1, channels, 33, 35)).astype(np.float32)
-        for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
-            check_fused(x, random_theta(rng, 1, np.float32), (33, 35), padding, align, grad_output)
+        for out_size in ((33, 35), (9, 140)):
+            grad_output = rng.standard_normal((1, channels, *out_size)).astype(np.float32)
+            for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
+                check_fused(x, random_theta(rng, 1, np.float32), out_size, padding, align, grad_output)
     finally:
         stn.set_num_threads(previous)
 

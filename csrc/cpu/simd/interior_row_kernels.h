@@ -134,6 +134,10 @@ struct InteriorRowKernels {
   // point_ops.h gather_point, every channel; a vector at a time, channels innermost.
   static void forward(const AffineRow& row, ConstPlanes input, float* output, int64_t out_plane) {
     const RowConstants r(row);
+    if (input.channels > kChannelBlock) {
+      forward_by_channel_blocks(row, r, input, output, out_plane);
+      return;
+    }
     const int64_t whole = row.out_width / V::kLanes * V::kLanes;  // pixels in whole vectors
     for (int64_t wo = 0; wo < row.out_width; wo += V::kLanes) {
       Interior k;
@@ -148,15 +152,60 @@ struct InteriorRowKernels {
         }
         continue;
       }
-      const M tail = V::first(row.out_width - wo);
-      const typename Masked::Corners m = Masked::corners(row, wo, tail, 0, row.in_height);
-      CornerFetch<V> fetch;
-      fetch.prepare(m, row);
-      for (int64_t channel = 0; channel < input.channels; ++channel) {
-        F corner[4];
-        fetch.values(input.data + channel * input.plane, corner);
-        V::store(output + channel * out_plane + wo, weighted_sum(m.weight, corner), tail);
+      forward_masked(row, input, output, out_plane, wo);
+    }
+  }
+
+  // With many channels, a vector's corners in every channel are more input lines than L1
+  // holds, and the next vector, which reads mostly the same lines, finds them gone. So the
+  // interior vectors of up to kChunkVectors are prepared first, then channels are swept
+  // across them kChannelBlock at a time.
+  static constexpr int kChannelBlock = 8;
+  static constexpr int kChunkVectors = 16;
+
+  static void forward_by_channel_blocks(const AffineRow& row, const RowConstants& r, ConstPlanes input,
+                                        float* output, int64_t out_plane) {
+    const M all = V::first(V::kLanes);
+    const int64_t whole = row.out_width / V::kLanes * V::kLanes;
+    Interior k[kChunkVectors];
+    int64_t at[kChunkVectors];
+    for (int64_t first = 0; first < row.out_width; first += kChunkVectors * V::kLanes) {
+      int count = 0;  // interior vectors of the chunk, in k[0..count)
+      for (int v = 0; v < kChunkVectors; ++v) {
+        const int64_t wo = first + v * V::kLanes;
+        if (wo >= row.out_width) break;
+        if (wo < whole && interior(r, row.x_base, wo, &k[count])) {
+          at[count++] = wo;
+          continue;
+        }
+        forward_masked(row, input, output, out_plane, wo);
       }
+      for (int64_t block = 0; block < input.channels; block += kChannelBlock) {
+        const int64_t block_end = block + kChannelBlock < input.channels ? block + kChannelBlock : input.channels;
+        for (int v = 0; v < count; ++v) {
+          for (int64_t channel = block; channel < block_end; ++channel) {
+            const float* plane = input.data + channel * input.plane;
+            prefetch_ahead(plane, k[v], r);
+            F corner[4];
+            PairLoads<V>::corners(plane, k[v].north_west, r.width, corner);
+            V::store(output + channel * out_plane + at[v], weighted_sum(k[v].weight, corner), all);
+          }
+        }
+      }
+    }
+  }
+
+  // forward of the vector of pixels from wo, through the masked corners.
+  static void forward_masked(const AffineRow& row, ConstPlanes input, float* output, int64_t out_plane,
+                             int64_t wo) {
+    const M tail = V::first(row.out_width - wo);
+    const typename Masked::Corners m = Masked::corners(row, wo, tail, 0, row.in_height);
+    CornerFetch<V> fetch;
+    fetch.prepare(m, row);
+    for (int64_t channel = 0; channel < input.channels; ++channel) {
+      F corner[4];
+      fetch.values(input.data + channel * input.plane, corner);
+      V::store(output + channel * out_plane + wo, weighted_sum(m.weight, corner), tail);
     }
   }
 
@@ -172,55 +221,77 @@ struct InteriorRowKernels {
   static void grid_grad(const AffineRow& row, ConstPlanes input, const float* grad_output,
                         int64_t out_plane, float* grad_x, float* grad_y) {
     const RowConstants r(row);
+    const M all = V::first(V::kLanes);
     const int64_t whole = row.out_width / V::kLanes * V::kLanes;
-    for (int64_t wo = 0; wo < row.out_width; wo += V::kLanes) {
-      Interior k;
-      if (wo < whole && interior(r, row.x_base, wo, &k)) {
-        const M all = V::first(V::kLanes);
-        F weight_dx[4], weight_dy[4];
-        Masked::weight_slopes(k.tx, k.ty, weight_dx, weight_dy);
-        F sum_x = V::zero(), sum_y = V::zero();
-        for (int64_t channel = 0; channel < input.channels; ++channel) {
-          const float* plane = input.data + channel * input.plane;
-          prefetch_ahead(plane, k, r);
-          F corner[4];
-          PairLoads<V>::corners(plane, k.north_west, r.width, corner);
-          // One stream per channel, more than the hardware prefetchers follow: ask for the
-          // line after next of this channel's row.
-          const float* g_at = grad_output + channel * out_plane + wo;
-          __builtin_prefetch(g_at + 2 * V::kLanes);
-          const F g = V::load(g_at, all);
-          for (int c = 0; c < 4; ++c) {  // no corner is skipped
-            const F product = V::mul(corner[c], g);
-            sum_x = V::add(sum_x, V::mul(weight_dx[c], product));
-            sum_y = V::add(sum_y, V::mul(weight_dy[c], product));
+    Interior k[kChunkVectors];
+    int64_t at[kChunkVectors];
+    F sum_x[kChunkVectors], sum_y[kChunkVectors];
+    // As forward_by_channel_blocks; each vector still sums its channels in order.
+    for (int64_t first = 0; first < row.out_width; first += kChunkVectors * V::kLanes) {
+      int count = 0;  // interior vectors of the chunk, in k[0..count)
+      for (int v = 0; v < kChunkVectors; ++v) {
+        const int64_t wo = first + v * V::kLanes;
+        if (wo >= row.out_width) break;
+        if (wo < whole && interior(r, row.x_base, wo, &k[count])) {
+          sum_x[count] = sum_y[count] = V::zero();
+          at[count++] = wo;
+          continue;
+        }
+        grid_grad_masked(row, input, grad_output, out_plane, grad_x, grad_y, wo);
+      }
+      for (int64_t block = 0; block < input.channels; block += kChannelBlock) {
+        const int64_t block_end = block + kChannelBlock < input.channels ? block + kChannelBlock : input.channels;
+        for (int v = 0; v < count; ++v) {
+          F weight_dx[4], weight_dy[4];
+          Masked::weight_slopes(k[v].tx, k[v].ty, weight_dx, weight_dy);
+          for (int64_t channel = block; channel < block_end; ++channel) {
+            const float* plane = input.data + channel * input.plane;
+            prefetch_ahead(plane, k[v], r);
+            F corner[4];
+            PairLoads<V>::corners(plane, k[v].north_west, r.width, corner);
+            // One stream per channel, more than the hardware prefetchers follow: ask for
+            // the line after next of this channel's row.
+            const float* g_at = grad_output + channel * out_plane + at[v];
+            __builtin_prefetch(g_at + 2 * V::kLanes);
+            const F g = V::load(g_at, all);
+            for (int c = 0; c < 4; ++c) {  // no corner is skipped
+              const F product = V::mul(corner[c], g);
+              sum_x[v] = V::add(sum_x[v], V::mul(weight_dx[c], product));
+              sum_y[v] = V::add(sum_y[v], V::mul(weight_dy[c], product));
+            }
           }
         }
-        V::store(grad_x + wo, V::mul(sum_x, r.d_x), all);
-        V::store(grad_y + wo, V::mul(sum_y, r.d_y), all);
-        continue;
       }
-      const M tail = V::first(row.out_width - wo);
-      const typename Masked::Corners m = Masked::corners(row, wo, tail, 0, row.in_height);
-      CornerFetch<V> fetch;
-      fetch.prepare(m, row);
-      F weight_dx[4], weight_dy[4];
-      Masked::weight_slopes(m.tx, m.ty, weight_dx, weight_dy);
-      F sum_x = V::zero(), sum_y = V::zero();
-      for (int64_t channel = 0; channel < input.channels; ++channel) {
-        F corner[4];
-        fetch.values(input.data + channel * input.plane, corner);
-        const F g = V::load(grad_output + channel * out_plane + wo, tail);
-        for (int c = 0; c < 4; ++c) {
-          // in * g, exactly 0 for a skipped corner even where g is Inf or NaN.
-          const F product = V::zero_unless(m.inside[c], V::mul(corner[c], g));
-          sum_x = V::add(sum_x, V::mul(weight_dx[c], product));
-          sum_y = V::add(sum_y, V::mul(weight_dy[c], product));
-        }
+      for (int v = 0; v < count; ++v) {
+        V::store(grad_x + at[v], V::mul(sum_x[v], r.d_x), all);
+        V::store(grad_y + at[v], V::mul(sum_y[v], r.d_y), all);
       }
-      V::store(grad_x + wo, V::mul(sum_x, m.dx_dgrid), tail);
-      V::store(grad_y + wo, V::mul(sum_y, m.dy_dgrid), tail);
     }
+  }
+
+  // grid_grad of the vector of pixels from wo, through the masked corners.
+  static void grid_grad_masked(const AffineRow& row, ConstPlanes input, const float* grad_output,
+                               int64_t out_plane, float* grad_x, float* grad_y, int64_t wo) {
+    const M tail = V::first(row.out_width - wo);
+    const typename Masked::Corners m = Masked::corners(row, wo, tail, 0, row.in_height);
+    CornerFetch<V> fetch;
+    fetch.prepare(m, row);
+    F weight_dx[4], weight_dy[4];
+    Masked::weight_slopes(m.tx, m.ty, weight_dx, weight_dy);
+    F sum_x = V::zero(), sum_y = V::zero();
+    for (int64_t channel = 0; channel < input.channels; ++channel) {
+      F corner[4];
+      fetch.values(input.data + channel * input.plane, corner);
+      const F g = V::load(grad_output + channel * out_plane + wo, tail);
+      for (int c = 0; c < 4; ++c) {
+        // in * g, exactly 0 for a skipped corner even where g is Inf or NaN.
+        const F product = V::zero_unless(m.inside[c], V::mul(corner[c], g));
+        sum_x = V::add(sum_x, V::mul(weight_dx[c], product));
+        sum_y = V::add(sum_y, V::mul(weight_dy[c], product));
+      }
+    }
+    V::store(grad_x + wo, V::mul(sum_x, m.dx_dgrid), tail);
+    V::store(grad_y + wo, V::mul(sum_y, m.dy_dgrid), tail);
   }
 
   static const RowKernels* table(const char* name) {
