@@ -163,23 +163,35 @@ struct InteriorRowKernels {
   static constexpr int kChannelBlock = 8;
   static constexpr int kChunkVectors = 16;
 
+  // The vectors of the chunk of kChunkVectors from pixel `first`: the interior ones' taps go
+  // to k[0..count) and their first pixels to at[0..count); count is returned. The others are
+  // handed to masked(wo) at once.
+  template <typename OnMasked>
+  static int interior_chunk(const AffineRow& row, const RowConstants& r, int64_t first, Interior* k,
+                            int64_t* at, const OnMasked& masked) {
+    const int64_t whole = row.out_width / V::kLanes * V::kLanes;
+    int count = 0;
+    for (int v = 0; v < kChunkVectors; ++v) {
+      const int64_t wo = first + v * V::kLanes;
+      if (wo >= row.out_width) break;
+      if (wo < whole && interior(r, row.x_base, wo, &k[count])) {
+        at[count++] = wo;
+        continue;
+      }
+      masked(wo);
+    }
+    return count;
+  }
+
   static void forward_by_channel_blocks(const AffineRow& row, const RowConstants& r, ConstPlanes input,
                                         float* output, int64_t out_plane) {
     const M all = V::first(V::kLanes);
-    const int64_t whole = row.out_width / V::kLanes * V::kLanes;
     Interior k[kChunkVectors];
     int64_t at[kChunkVectors];
     for (int64_t first = 0; first < row.out_width; first += kChunkVectors * V::kLanes) {
-      int count = 0;  // interior vectors of the chunk, in k[0..count)
-      for (int v = 0; v < kChunkVectors; ++v) {
-        const int64_t wo = first + v * V::kLanes;
-        if (wo >= row.out_width) break;
-        if (wo < whole && interior(r, row.x_base, wo, &k[count])) {
-          at[count++] = wo;
-          continue;
-        }
+      const int count = interior_chunk(row, r, first, k, at, [&](int64_t wo) {
         forward_masked(row, input, output, out_plane, wo);
-      }
+      });
       for (int64_t block = 0; block < input.channels; block += kChannelBlock) {
         const int64_t block_end = block + kChannelBlock < input.channels ? block + kChannelBlock : input.channels;
         for (int v = 0; v < count; ++v) {
@@ -222,23 +234,15 @@ struct InteriorRowKernels {
                         int64_t out_plane, float* grad_x, float* grad_y) {
     const RowConstants r(row);
     const M all = V::first(V::kLanes);
-    const int64_t whole = row.out_width / V::kLanes * V::kLanes;
     Interior k[kChunkVectors];
     int64_t at[kChunkVectors];
     F sum_x[kChunkVectors], sum_y[kChunkVectors];
     // As forward_by_channel_blocks; each vector still sums its channels in order.
     for (int64_t first = 0; first < row.out_width; first += kChunkVectors * V::kLanes) {
-      int count = 0;  // interior vectors of the chunk, in k[0..count)
-      for (int v = 0; v < kChunkVectors; ++v) {
-        const int64_t wo = first + v * V::kLanes;
-        if (wo >= row.out_width) break;
-        if (wo < whole && interior(r, row.x_base, wo, &k[count])) {
-          sum_x[count] = sum_y[count] = V::zero();
-          at[count++] = wo;
-          continue;
-        }
+      const int count = interior_chunk(row, r, first, k, at, [&](int64_t wo) {
         grid_grad_masked(row, input, grad_output, out_plane, grad_x, grad_y, wo);
-      }
+      });
+      for (int v = 0; v < count; ++v) sum_x[v] = sum_y[v] = V::zero();
       for (int64_t block = 0; block < input.channels; block += kChannelBlock) {
         const int64_t block_end = block + kChannelBlock < input.channels ? block + kChannelBlock : input.channels;
         for (int v = 0; v < count; ++v) {
