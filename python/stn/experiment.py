@@ -4,6 +4,9 @@ transformer learned — the main job.
     stn experiment --variant RTS                 # embedded 5,000 MNIST digits, a few minutes
     stn experiment --variant cluttered --source mnist --root ~/mnist --iterations 6000
 
+    stn experiment --variant RTS --source mnist --root ~/mnist --configs experiment_full \
+                   --nets st_cnn --copies 16       # full MNIST: 0.76% in 75 min on one core
+
 Steps: generate the data (stn.data.distort), write it as HDF5 (the nets' HDF5Data layers
 read it), train prototxt/experiment/cnn.prototxt and st_cnn.prototxt with solver.prototxt
 through the net runner, print the test errors, and write into --out:
@@ -11,6 +14,10 @@ through the net runner, print the test errors, and write into --out:
   curves.png        training loss and test error of both nets over the iterations
   evolution.gif     the transformer's output for fixed test digits, during training
   results.json      the numbers; cnn.prototxt, st_cnn.prototxt and *_solver.prototxt as run
+
+--configs names another folder of such configs (a folder under prototxt/, or a path): its
+solver.prototxt gives the default --iterations (max_iter) and --test-interval, and its
+stepvalues are scaled to the iterations run. --nets trains only some of the nets.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from google.protobuf import text_format
@@ -33,6 +41,7 @@ from .proto import caffe_pb2
 from .solvers import get_solver
 
 NETS = ("cnn", "st_cnn")
+CONFIGS = "experiment"  # the default configs: prototxt/experiment
 TITLES = {"cnn": "CNN", "st_cnn": "ST-CNN"}
 PROBE_DIGITS = 16  # test digits shown in transformed.png and evolution.gif
 
@@ -43,14 +52,15 @@ class Settings:
     source: str = "mnist5k"
     root: str = None
     out: str = "stn_experiment"
-    iterations: int = 1500
-    test_interval: int = 100
-    copies: int = None         # distorted copies of each training digit (default: 3 for
-                               # the 4,000 digits of mnist5k, 1 for the 60,000 of the others)
+    iterations: int = None     # default: the solver's max_iter (1500 in prototxt/experiment)
+    test_interval: int = None  # default: the solver's test_interval (100)
+    copies: int = None         # distorted copies of each training digit (copies_of)
     train_limit: int = None    # use only this many training digits (tests, quick runs)
     test_limit: int = None
     seed: int = 0
     progress: bool = True
+    configs: str = CONFIGS     # folder of cnn.prototxt, st_cnn.prototxt, solver.prototxt
+    nets: tuple = NETS         # which of NETS to train
 
 
 @dataclass
@@ -65,35 +75,94 @@ class Run:
 
 # ------------------------------------------------------------------------------ data
 
+def copies_of(settings: Settings) -> int:
+    """Distorted copies of each training digit: --copies, else 3 for the 4,000 digits of
+    mnist5k and 1 for the 60,000 of the others."""
+    return settings.copies or (3 if settings.source == "mnist5k" else 1)
+
+
 def make_data(settings: Settings, folder: str):
-    """Distorted train/test sets written as HDF5; returns (train list, test list, probe images)."""
+    """Distorted train/test sets written as HDF5; returns (train list, test list, probe images,
+    train count, test count). The training copies are drawn and written one at a time, so
+    many copies of the 60,000 MNIST digits (0.42 GB each) need not fit in memory together;
+    the files are those of stn.data.distort_splits' arrays written whole."""
     digits = stn_data.load_digits(settings.source, root=settings.root)
     if settings.train_limit or settings.test_limit:
         digits = stn_data.Digits(digits.train_images[:settings.train_limit],
                                  digits.train_labels[:settings.train_limit],
                                  digits.test_images[:settings.test_limit],
                                  digits.test_labels[:settings.test_limit], digits.name)
-    copies = settings.copies or (3 if settings.source == "mnist5k" else 1)
-    train, labels, test, test_labels = stn_data.distort_splits(
-        settings.variant, digits, copies=copies, seed=settings.seed)
+    copies = copies_of(settings)
     os.makedirs(folder, exist_ok=True)
-    train_list = stn_data.write_hdf5_split(folder, "train", train, labels)
-    test_list = stn_data.write_hdf5_split(folder, "test", test, test_labels)
-    return train_list, test_list, test[:PROBE_DIGITS], len(train), len(test)
+    train_list = stn_data.write_hdf5_chunks(folder, "train", stn_data.distorted_copies(
+        settings.variant, digits, copies=copies, seed=settings.seed))
+    test = stn_data.distort(settings.variant, digits.test_images, seed=settings.seed * 1000)
+    test_list = stn_data.write_hdf5_split(folder, "test", test, digits.test_labels)
+    return train_list, test_list, test[:PROBE_DIGITS], copies * len(digits.train_images), len(test)
 
 
 # ------------------------------------------------------------------------------ configs
+
+def config_folder(configs: str) -> str:
+    """The folder `--configs` names: a plain name is a folder under prototxt/ when one exists
+    (experiment, experiment_full), else a path (./experiment reaches a local one)."""
+    if not configs:
+        raise ValueError("stn experiment: --configs must name a folder, got an empty string")
+    if os.sep not in configs and configs not in (".", ".."):
+        try:
+            folder = example_path(configs)
+        except FileNotFoundError:
+            folder = None
+        if folder is not None and os.path.isdir(folder):
+            return folder
+    if os.path.isdir(configs):
+        return configs
+    raise ValueError(f"stn experiment: --configs {configs!r} is neither a folder nor one of the "
+                     f"example folders under prototxt/ (experiment, experiment_full)")
+
+
+def config_file(folder: str, name: str) -> str:
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        raise ValueError(f"stn experiment: --configs folder {folder} has no {name}")
+    return path
+
+
+def resolved(settings: Settings) -> Settings:
+    """settings with --iterations and --test-interval taken from the configs' solver where
+    not given, and every choice checked (a ValueError names the bad one)."""
+    nets = tuple(settings.nets)
+    if not nets or any(name not in NETS for name in nets) or len(set(nets)) != len(nets):
+        raise ValueError(f"stn experiment: nets must be distinct names among {NETS}, got {nets!r}")
+    folder = config_folder(settings.configs)
+    solver = read_solver(config_file(folder, "solver.prototxt")).param
+    iterations = settings.iterations if settings.iterations is not None else solver.max_iter
+    interval = settings.test_interval if settings.test_interval is not None else solver.test_interval
+    for name, value in (("iterations", iterations), ("test_interval", interval)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise ValueError(f"stn experiment: {name} must be a positive integer, got {value!r}")
+    # the reordering keeps NETS' order: the CNN first, as in the table and the pictures
+    return replace(settings, iterations=int(iterations), test_interval=int(interval),
+                   nets=tuple(name for name in NETS if name in nets))
+
 
 def _hdf5_layers(net_param):
     return [layer for layer in net_param.layer if layer.type == "HDF5Data"]
 
 
 def write_configs(settings: Settings, out: str, train_list: str, test_list: str, test_count: int):
-    """Copies of the example configs with the data, sizes and schedule of this run."""
+    """Copies of the configs (settings.configs) with the data, sizes and schedule of this run;
+    returns {net name: solver path}. The other files of the folder (bias_init.txt, which the
+    ST-CNN's filler reads) are copied beside them."""
+    folder = config_folder(settings.configs)
+    if os.path.abspath(folder) != os.path.abspath(out):
+        for entry in sorted(os.listdir(folder)):
+            if not entry.endswith(".prototxt") and os.path.isfile(os.path.join(folder, entry)):
+                shutil.copy(os.path.join(folder, entry), os.path.join(out, entry))
+    template = read_solver(config_file(folder, "solver.prototxt")).param
     paths = {}
-    shutil.copy(example_path("experiment/bias_init.txt"), os.path.join(out, "bias_init.txt"))
-    for name in NETS:
-        net_param = read_net(example_path(f"experiment/{name}.prototxt")).param
+    for name in settings.nets:
+        net_param = read_net(config_file(folder, f"{name}.prototxt")).param
         for layer in _hdf5_layers(net_param):
             train_phase = any(rule.phase == caffe_pb2.TRAIN for rule in layer.include)
             layer.hdf5_data_param.source = train_list if train_phase else test_list
@@ -105,12 +174,12 @@ def write_configs(settings: Settings, out: str, train_list: str, test_list: str,
         net_path = os.path.join(out, f"{name}.prototxt")
         with open(net_path, "w") as handle:
             handle.write(text_format.MessageToString(net_param))
-        solver_param = read_solver(example_path("experiment/solver.prototxt")).param
+        solver_param = caffe_pb2.SolverParameter()
+        solver_param.CopyFrom(template)
         solver_param.net = f"{name}.prototxt"
         solver_param.max_iter = settings.iterations
         solver_param.test_interval = settings.test_interval
-        del solver_param.stepvalue[:]
-        solver_param.stepvalue.append(max(1, settings.iterations * 3 // 4))
+        _scale_steps(solver_param, template.max_iter, settings.iterations)
         solver_param.random_seed = settings.seed + 1
         del solver_param.test_iter[:]
         solver_param.test_iter.append(test_count // _test_batch(test_count))
@@ -119,6 +188,20 @@ def write_configs(settings: Settings, out: str, train_list: str, test_list: str,
             handle.write(text_format.MessageToString(solver_param))
         paths[name] = solver_path
     return paths
+
+
+def _scale_steps(solver_param, planned: int, iterations: int) -> None:
+    """The solver file's schedule stretched from its max_iter to the iterations run: each
+    multistep stepvalue (and a step policy's stepsize) keeps its fraction of the run, so
+    prototxt/experiment's 1125 of 1500 stays "the last quarter at a tenth" for any length."""
+    if planned <= 0:
+        raise ValueError(f"stn experiment: the configs' solver.prototxt must set a positive "
+                         f"max_iter (the length its schedule is written for), got {planned}")
+    steps = [max(1, value * iterations // planned) for value in solver_param.stepvalue]
+    del solver_param.stepvalue[:]
+    solver_param.stepvalue.extend(steps)
+    if solver_param.HasField("stepsize"):
+        solver_param.stepsize = max(1, solver_param.stepsize * iterations // planned)
 
 
 def transformer_size(variant: str) -> int:
@@ -177,6 +260,8 @@ def train(name: str, solver_path: str, settings: Settings, probe_images, bar) ->
         accuracy = solver.test()[0]["accuracy"]
         run.iterations.append(solver.iter)
         run.test_error.append(1.0 - float(accuracy))
+        bar.tested(f"{TITLES[name]} iteration {solver.iter}: test error "
+                   f"{100 * run.test_error[-1]:.2f}%, {time.perf_counter() - start:.0f} s")
         if probe is not None:
             run.frames.append(transformer_output(probe, solver.net, probe_images))
     run.seconds = time.perf_counter() - start
@@ -184,9 +269,33 @@ def train(name: str, solver_path: str, settings: Settings, probe_images, bar) ->
 
 
 class _NoBar:
+    """Without a progress bar (--no-progress, or no tqdm) each test prints one line to
+    stderr, so a long run in the background leaves its learning curve in its log."""
     def update(self, n): pass
     def set_postfix_str(self, text): pass
     def close(self): pass
+
+    def tested(self, line):
+        print(line, file=sys.stderr, flush=True)
+
+
+class _Bar:
+    """The tqdm bar, showing the last test's line after the running loss."""
+
+    def __init__(self, tqdm_bar):
+        self.bar, self.last_test = tqdm_bar, ""
+
+    def update(self, n):
+        self.bar.update(n)
+
+    def set_postfix_str(self, text):
+        self.bar.set_postfix_str(f"{text}; {self.last_test}" if self.last_test else text)
+
+    def close(self):
+        self.bar.close()
+
+    def tested(self, line):
+        self.last_test = line
 
 
 def _progress_bar(settings: Settings, total: int):
@@ -196,46 +305,62 @@ def _progress_bar(settings: Settings, total: int):
         from tqdm import tqdm
     except ImportError:
         return _NoBar()
-    return tqdm(total=total, unit="it", desc=f"stn experiment {settings.variant}")
+    return _Bar(tqdm(total=total, unit="it", desc=f"stn experiment {settings.variant}"))
 
 
 def run_experiment(settings: Settings) -> dict:
     """Runs everything; returns the results dict also written to results.json."""
     from . import experiment_plots  # matplotlib and Pillow: only needed here
 
+    settings = resolved(settings)
+    nets = settings.nets
     out = settings.out
     os.makedirs(out, exist_ok=True)
     started = time.perf_counter()
     train_list, test_list, probe_images, train_count, test_count = make_data(
         settings, os.path.join(out, "data"))
     solvers = write_configs(settings, out, train_list, test_list, test_count)
-    bar = _progress_bar(settings, settings.iterations * len(NETS))
+    bar = _progress_bar(settings, settings.iterations * len(nets))
     quiet = logging.getLogger("stn")
     level = quiet.level
     quiet.setLevel(logging.WARNING)
     try:
-        runs = {name: train(name, solvers[name], settings, probe_images, bar) for name in NETS}
+        runs = {name: train(name, solvers[name], settings, probe_images, bar) for name in nets}
     finally:
         quiet.setLevel(level)
         bar.close()
-    experiment_plots.transformed_png(os.path.join(out, "transformed.png"), probe_images[:, 0],
-                                     runs["st_cnn"].frames[-1])
+    pictures = ["curves.png"]
     experiment_plots.curves_png(os.path.join(out, "curves.png"), runs, TITLES, settings)
-    experiment_plots.evolution_gif(os.path.join(out, "evolution.gif"), runs["st_cnn"])
+    if "st_cnn" in runs:
+        experiment_plots.transformed_png(os.path.join(out, "transformed.png"), probe_images[:, 0],
+                                         runs["st_cnn"].frames[-1])
+        experiment_plots.evolution_gif(os.path.join(out, "evolution.gif"), runs["st_cnn"])
+        pictures = ["transformed.png", "curves.png", "evolution.gif"]
+    both = all(name in runs for name in NETS)
     results = {
         "variant": settings.variant, "source": settings.source, "iterations": settings.iterations,
         "train_digits": train_count, "test_digits": test_count, "seed": settings.seed,
-        "test_error": {name: round(runs[name].test_error[-1], 4) for name in NETS},
-        "ratio_st_cnn_to_cnn": _ratio(runs["st_cnn"].test_error[-1], runs["cnn"].test_error[-1]),
-        "train_seconds": {name: round(runs[name].seconds, 1) for name in NETS},
+        "configs": settings.configs, "nets": list(nets),
+        "copies": copies_of(settings),
+        "threads": stn_threads(),
+        "test_error": {name: round(runs[name].test_error[-1], 4) for name in nets},
+        "ratio_st_cnn_to_cnn": _ratio(runs["st_cnn"].test_error[-1], runs["cnn"].test_error[-1])
+                               if both else None,
+        "train_seconds": {name: round(runs[name].seconds, 1) for name in nets},
         "total_seconds": round(time.perf_counter() - started, 1),
         "curves": {name: {"iteration": runs[name].iterations,
                           "test_error": [round(e, 4) for e in runs[name].test_error]}
-                   for name in NETS},
+                   for name in nets},
+        "pictures": pictures,
     }
     with open(os.path.join(out, "results.json"), "w") as handle:
         json.dump(results, handle, indent=2)
     return results
+
+
+def stn_threads() -> int:
+    from .functional import get_num_threads
+    return get_num_threads()
 
 
 def _ratio(a: float, b: float):
@@ -243,11 +368,12 @@ def _ratio(a: float, b: float):
 
 
 def format_table(results: dict) -> str:
+    nets = [name for name in NETS if name in results["test_error"]]
     lines = [f"variant {results['variant']} on {results['source']}: {results['train_digits']} "
              f"training images, {results['test_digits']} test digits, "
              f"{results['iterations']} iterations per net",
              f"{'net':<8} {'test error':>10} {'train time':>11}"]
-    for name in NETS:
+    for name in nets:
         lines.append(f"{TITLES[name]:<8} {100 * results['test_error'][name]:>9.2f}% "
                      f"{results['train_seconds'][name]:>10.0f}s")
     ratio = results["ratio_st_cnn_to_cnn"]
@@ -265,21 +391,30 @@ def add_parser(subparsers):
     parser.add_argument("--source", default="mnist5k", choices=stn_data.SOURCES)
     parser.add_argument("--root", help="folder of the source's files (mnist, fashion)")
     parser.add_argument("--out", help="output folder (default stn_experiment_<variant>)")
-    parser.add_argument("--iterations", type=int, default=Settings.iterations,
-                        help=f"training iterations per net (default {Settings.iterations})")
-    parser.add_argument("--test-interval", type=int, default=Settings.test_interval)
+    parser.add_argument("--configs", default=CONFIGS,
+                        help="folder of cnn.prototxt, st_cnn.prototxt and solver.prototxt: a "
+                             "folder under prototxt/ (experiment, the default; experiment_full, "
+                             "the wider classifier for the 60,000 MNIST digits) or a path")
+    parser.add_argument("--nets", nargs="+", choices=NETS, default=list(NETS),
+                        help="which nets to train (default: both)")
+    parser.add_argument("--iterations", type=int,
+                        help="training iterations per net (default: the solver's max_iter, "
+                             "1500 for prototxt/experiment)")
+    parser.add_argument("--test-interval", type=int,
+                        help="iterations between tests (default: the solver's test_interval, 100)")
     parser.add_argument("--copies", type=int,
                         help="distorted copies of each training digit (default 3 for mnist5k, "
                              "else 1)")
     parser.add_argument("--train-limit", type=int, help="use only this many training digits")
     parser.add_argument("--test-limit", type=int, help="use only this many test digits")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (each test still prints a line to stderr)")
     parser.set_defaults(func=run_command)
 
 
 def run_command(args) -> int:
-    for name in ("iterations", "test_interval", "copies"):
+    for name in ("iterations", "test_interval", "copies", "train_limit", "test_limit"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise SystemExit(f"stn experiment: --{name.replace('_', '-')} must be positive")
     settings = Settings(variant=args.variant, source=args.source, root=args.root,
@@ -287,9 +422,14 @@ def run_command(args) -> int:
                         iterations=args.iterations, test_interval=args.test_interval,
                         copies=args.copies, train_limit=args.train_limit,
                         test_limit=args.test_limit, seed=args.seed,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, configs=args.configs,
+                        nets=tuple(args.nets))
+    try:
+        settings = resolved(settings)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     results = run_experiment(settings)
     print(format_table(results))
-    print(f"wrote {', '.join(('transformed.png', 'curves.png', 'evolution.gif', 'results.json'))} "
+    print(f"wrote {', '.join(results['pictures'] + ['results.json'])} "
           f"to {os.path.abspath(settings.out)}")
     return 0

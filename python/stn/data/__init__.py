@@ -8,10 +8,10 @@ variants) and writing (HDF5 shards and PNG lists for the data layers).
 """
 
 from .download import fetch
-from .export import read_hdf5_split, write_hdf5_split, write_png_split
+from .export import read_hdf5_split, write_hdf5_chunks, write_hdf5_split, write_png_split
 from .idx import read_idx, write_idx
 from .sources import SOURCES, Digits, load_digits
-from .distort import CANVAS, VARIANTS, distort, distort_splits
+from .distort import CANVAS, VARIANTS, distort, distort_splits, distorted_copies
 
 __all__ = [
     "CANVAS",
@@ -19,11 +19,13 @@ __all__ = [
     "VARIANTS",
     "distort",
     "distort_splits",
+    "distorted_copies",
     "SOURCES",
     "fetch",
     "load_digits",
     "read_hdf5_split",
     "read_idx",
+    "write_hdf5_chunks",
     "write_hdf5_split",
     "write_idx",
     "write_png_split",

@@ -143,8 +143,18 @@ def distort_splits(variant: str, digits, *, copies: int = 1, seed: int = 0):
     """(train images, train labels, test images, test labels) of a stn.data.Digits set: each
     training digit distorted `copies` times (seeds seed*1000+1, +2, ...), the test digits once
     (seed*1000), so train and test never share a draw."""
-    train = np.concatenate([distort(variant, digits.train_images, seed=seed * 1000 + 1 + k)
-                            for k in range(copies)])
+    train = np.concatenate([images for images, _ in
+                            distorted_copies(variant, digits, copies=copies, seed=seed)])
     train_labels = np.tile(digits.train_labels, copies)
     test = distort(variant, digits.test_images, seed=seed * 1000)
     return train, train_labels, test, digits.test_labels
+
+
+def distorted_copies(variant: str, digits, *, copies: int = 1, seed: int = 0):
+    """The training half of distort_splits one copy at a time: yields (images, labels) for
+    each of the `copies` fresh draws of every training digit, so that many copies of a large
+    set can be written without holding them all (stn.data.write_hdf5_chunks)."""
+    if isinstance(copies, bool) or not isinstance(copies, (int, np.integer)) or copies <= 0:
+        raise ValueError(f"stn.data.distorted_copies: copies must be a positive integer, got {copies!r}")
+    for k in range(copies):
+        yield distort(variant, digits.train_images, seed=seed * 1000 + 1 + k), digits.train_labels

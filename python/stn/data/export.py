@@ -37,10 +37,14 @@ def _pil_image():
     return Image
 
 
-def _checked_split(function: str, name: str, images, labels):
-    """images as float32 (N, C, H, W) in [0, 1] and labels (N,), or a ValueError naming the rule."""
+def _checked_name(function: str, name: str) -> None:
     if not name or name != os.path.basename(name) or name in (".", ".."):
         raise ValueError(f"{function}: name must be a plain file name prefix, got {name!r}")
+
+
+def _checked_split(function: str, name: str, images, labels):
+    """images as float32 (N, C, H, W) in [0, 1] and labels (N,), or a ValueError naming the rule."""
+    _checked_name(function, name)
     images = np.asarray(images)
     labels = np.asarray(labels)
     if images.ndim != 4 or images.shape[0] == 0:
@@ -64,21 +68,57 @@ def write_hdf5_split(folder, name: str, images, labels, *, shard_size: int = 100
     folder/{name}_000.h5, ... (datasets "data" and "label", both float32, as Caffe's HDF5Data
     reads them; at most shard_size rows each), then folder/{name}.txt listing their absolute
     paths one per line. Returns the path of that list (the layer's `source`)."""
-    images, labels = _checked_split("write_hdf5_split", name, images, labels)
+    return _write_shards("write_hdf5_split", folder, name, [(images, labels)], shard_size)
+
+
+def write_hdf5_chunks(folder, name: str, chunks, *, shard_size: int = 10000) -> str:
+    """write_hdf5_split of the rows of several (images, labels) chunks, one after the other:
+    the files are exactly those of write_hdf5_split on the chunks concatenated, but only about
+    two chunks are in memory at a time. `chunks` may be a generator, so a large split (many
+    distorted copies of a training set) need never be in memory whole."""
+    return _write_shards("write_hdf5_chunks", folder, name, chunks, shard_size)
+
+
+def _write_shards(function: str, folder, name: str, chunks, shard_size) -> str:
+    _checked_name(function, name)
     if isinstance(shard_size, bool) or not isinstance(shard_size, (int, np.integer)) or shard_size <= 0:
-        raise ValueError(f"write_hdf5_split: shard_size must be a positive integer, got {shard_size!r}")
+        raise ValueError(f"{function}: shard_size must be a positive integer, got {shard_size!r}")
     h5py = _h5py()
     folder = os.path.abspath(os.fspath(folder))
     os.makedirs(folder, exist_ok=True)
     shards = []
-    for index, start in enumerate(range(0, len(images), shard_size)):
+
+    def write_shard(images, labels):
         buffer = io.BytesIO()   # built in memory so the file appears whole, by rename
         with h5py.File(buffer, "w") as handle:
-            handle.create_dataset("data", data=images[start:start + shard_size])
-            handle.create_dataset("label", data=labels[start:start + shard_size].astype(np.float32))
-        path = os.path.join(folder, f"{name}_{index:03d}.h5")
+            handle.create_dataset("data", data=images)
+            handle.create_dataset("label", data=labels.astype(np.float32))
+        path = os.path.join(folder, f"{name}_{len(shards):03d}.h5")
         write_atomically(path, buffer.getvalue())
         shards.append(path)
+
+    # rows not yet written (fewer than shard_size after each chunk), so that shard
+    # boundaries fall where they would in the concatenated split
+    pending_images, pending_labels, trailing = [], [], None
+    for images, labels in chunks:
+        images, labels = _checked_split(function, name, images, labels)
+        if trailing is not None and images.shape[1:] != trailing:
+            raise ValueError(f"{function}: every chunk's images must be (N, {', '.join(map(str, trailing))}), "
+                             f"got shape {images.shape}")
+        trailing = images.shape[1:]
+        pending_images.append(images)
+        pending_labels.append(labels)
+        if sum(len(part) for part in pending_images) >= shard_size:
+            images, labels = np.concatenate(pending_images), np.concatenate(pending_labels)
+            full = len(images) - len(images) % shard_size
+            for begin in range(0, full, shard_size):
+                write_shard(images[begin:begin + shard_size], labels[begin:begin + shard_size])
+            pending_images, pending_labels = [images[full:]], [labels[full:]]
+    if trailing is None:
+        raise ValueError(f"{function}: no (images, labels) chunk given")
+    rest = np.concatenate(pending_images)
+    if len(rest):
+        write_shard(rest, np.concatenate(pending_labels))
     list_path = os.path.join(folder, f"{name}.txt")
     write_atomically(list_path, "".join(f"{path}\n" for path in shards).encode("utf-8"))
     return list_path
