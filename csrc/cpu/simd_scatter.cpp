@@ -37,6 +37,9 @@ constexpr index_t kScatterAhead = 24;
 // Output pixels whose corners the scatter prepares at a time (24 bytes each).
 constexpr index_t kScatterBlockPixels = 1024;
 
+// Most bytes of lane buffer a thread keeps between calls.
+constexpr size_t kKeptLaneBytes = size_t(32) << 20;
+
 // The running sums of one 2x2 cell of a grad_input plane (T = float) or lane buffer
 // (T = Lanes), held in registers while consecutive output pixels add to it. Every element
 // still receives the same additions in the same order as adding in memory. When the window
@@ -222,6 +225,9 @@ bool simd_scatter_grad_input(const AffineCoords<float>& coords, const float* gra
         for (index_t i = 0; i < band; ++i) plane[i] = sums[i][k];
       }
     }
+    // The lane buffer is the size of the band's grad_input: keep it for the next call only
+    // while small, so one huge image does not pin its memory to a thread for good.
+    if (buffers.lanes.capacity() * sizeof(Lanes) > kKeptLaneBytes) std::vector<Lanes>().swap(buffers.lanes);
   }, /*zero_bands=*/!by_lanes);
   return true;
 }
