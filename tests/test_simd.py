@@ -169,6 +169,31 @@ def test_grad_input_channel_groups(rng, simd_level, channels, threads):
         stn.set_num_threads(previous)
 
 
+@pytest.mark.parametrize("channels", [8, 9, 16, 33])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_forward_from_channels_last_copies(rng, simd_level, channels, threads):
+    # With 8 or more channels, at least one image per thread, and an input no larger than
+    # twice the output, the AVX2 forward reads a channels-last copy of each image (channels
+    # padded to a multiple of 8; a pixel count that is not a multiple of 8 leaves a tail to
+    # copy). Rows of 140 pixels are a chunk of 16 vectors and a part; the rotations put
+    # vectors across every image edge, and a NaN theta sends a whole image down the masked path.
+    previous = stn.get_num_threads()
+    stn.set_num_threads(threads)
+    try:
+        n = 4
+        for (h, w), out_size in [((13, 11), (12, 13)), ((30, 26), (9, 140)), ((24, 40), (33, 35))]:
+            x = rng.standard_normal((n, channels, h, w)).astype(np.float32)
+            x[0, -1, 5, 6] = np.inf
+            x[1, 0, 2, 3] = np.nan
+            theta = random_theta(rng, n, np.float32)
+            theta[2, 0, 2] = np.nan
+            grad_output = rng.standard_normal((n, channels, *out_size)).astype(np.float32)
+            for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
+                check_fused(x, theta, out_size, padding, align, grad_output)
+    finally:
+        stn.set_num_threads(previous)
+
+
 def test_families_through_the_public_api(rng, simd_level):
     # Every matrix family reaches the row kernels as an affine map; results equal the generic
     # bodies (the emulated launch) through the Python API too.

@@ -39,7 +39,7 @@ class AffineRows {
     const float y_base = coords_.base.y(ho);
     const float y_step = shape_.out_height > 1 ? coords_.base.y(1) - coords_.base.y(0) : 0.0f;
     return simd::AffineRow{coords_.theta + n * coords_.theta_stride, x_base_.data(), y_base, y_step,
-                           shape_.out_width, shape_.in_height, shape_.in_width,
+                           shape_.out_width, shape_.out_width, shape_.in_height, shape_.in_width,
                            options_.padding == Padding::Border, options_.align_corners};
   }
 

@@ -57,12 +57,48 @@ class OutputTiles {
   index_t strip_width_, strips_, run_rows_, runs_;
 };
 
+// The forward from channels-last copies (simd::RowKernels::forward_channels_last): worth
+// its copy of each image when the image has many channels and is not much larger than the
+// output it makes; each thread copies whole images, and keeps its copy's memory up to this
+// size for the next call (larger images take the plane-by-plane kernels).
+constexpr index_t kChannelsLastMinChannels = 8;
+constexpr size_t kChannelsLastBytes = size_t(32) << 20;
+
+index_t channels_last_width(index_t channels) { return (channels + 7) / 8 * 8; }
+
+bool use_channels_last(const simd::RowKernels* kernels, const SamplerShape& shape, index_t batch) {
+  if (kernels->forward_channels_last == nullptr || shape.channels < kChannelsLastMinChannels) return false;
+  const size_t bytes = size_t(channels_last_width(shape.channels) * shape.in_plane()) * sizeof(float);
+  return batch >= get_num_threads() && shape.in_plane() <= 2 * shape.out_plane() && bytes <= kChannelsLastBytes;
+}
+
+// One work item per image: its channels-last copy, then its rows.
+void launch_channels_last(const AffineRows& rows, index_t batch, const ForwardPixel<float, Interp::Bilinear, AffineCoords<float>>& body) {
+  const SamplerShape& shape = body.shape;
+  const index_t c8 = channels_last_width(shape.channels);
+  const simd::RowKernels* kernels = rows.kernels();
+  const bool split = batch * shape.out_plane() >= kMinItemsToSplit;
+  parallel_for(batch, [&](index_t n) {
+    thread_local std::vector<float> copy;  // (H, W, c8), reused
+    copy.resize(size_t(c8 * shape.in_plane()));
+    const simd::ConstPlanes image = rows.image(body.input, n);
+    kernels->to_channels_last(image, shape.in_plane(), copy.data(), c8);
+    for (index_t ho = 0; ho < shape.out_height; ++ho)
+      kernels->forward_channels_last(rows.row(n, ho), copy.data(), c8, image, body.output + rows.out_row(n, ho),
+                                     shape.out_plane());
+  }, split ? 2 : batch + 1);
+}
+
 }  // namespace
 
 bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
                         const ForwardPixel<float, Interp::Bilinear, AffineCoords<float>>& body) {
   const AffineRows rows(body.coords, body.shape, body.options);
   if (rows.kernels() == nullptr) return false;
+  if (use_channels_last(rows.kernels(), body.shape, batch)) {
+    launch_channels_last(rows, batch, body);
+    return true;
+  }
   const OutputTiles tiles(batch, out_height, out_width, OutputTiles::kStripWidth);
   parallel_for(tiles.count(), [&](index_t item) {
     const OutputTiles::Tile tile = tiles.tile(item);

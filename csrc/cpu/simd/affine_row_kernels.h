@@ -221,7 +221,7 @@ struct AffineRowKernels {
   }
 
   static const RowKernels* table(const char* name) {
-    static const RowKernels kernels{name, &forward, &grid_grad, &corners_row};
+    static const RowKernels kernels{name, &forward, &grid_grad, &corners_row, nullptr, nullptr};
     return &kernels;
   }
 };

@@ -29,6 +29,7 @@ struct AffineRow {
   float y_base;         // base grid y of this row
   float y_step;         // base grid y of the next row minus y_base (to prefetch rows ahead)
   int64_t out_width;
+  int64_t out_stride;   // floats from an output pixel to the one below it (to prefetch rows ahead)
   int64_t in_height, in_width;
   bool border;          // border padding; zeros padding otherwise
   bool align_corners;
@@ -59,12 +60,21 @@ using GridGradRowFn = void (*)(const AffineRow& row, ConstPlanes input, const fl
                                int64_t out_plane, float* grad_x, float* grad_y);
 using CornersRowFn = void (*)(const AffineRow& row, int64_t row_begin, int64_t row_end,
                               const RowCorners& corners);
+// An image's (C, H * W) planes as (H * W, c8) pixels, c8 = C rounded up to 8, channels C..c8
+// zero: the layout forward_channels_last reads.
+using ToChannelsLastFn = void (*)(ConstPlanes input, int64_t pixels, float* out, int64_t c8);
+// ForwardRowFn, reading interior pixels from `image`, the channels-last copy of `input`.
+using ForwardChannelsLastFn = void (*)(const AffineRow& row, const float* image, int64_t c8, ConstPlanes input,
+                                       float* output, int64_t out_plane);
 
 struct RowKernels {
   const char* name;  // "AVX-512", "AVX2"
   ForwardRowFn forward;
   GridGradRowFn grid_grad;
   CornersRowFn corners;
+  // For images of many channels; nullptr where the level has none (then `forward` serves).
+  ToChannelsLastFn to_channels_last;
+  ForwardChannelsLastFn forward_channels_last;
 };
 
 // The kernels in use, or nullptr when none applies (no SIMD level on this CPU or build, or

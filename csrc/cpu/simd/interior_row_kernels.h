@@ -41,8 +41,10 @@ struct InteriorRowKernels {
     int32_t width;
     int64_t ahead;             // where a corner of this row lies kPrefetchRows rows later, minus
                                // where it lies here: an offset into the plane
+    int64_t out_ahead;         // an output pixel kOutputPrefetchRows rows down, minus this one
 
-    explicit RowConstants(const AffineRow& row) : width(int32_t(row.in_width)) {
+    explicit RowConstants(const AffineRow& row)
+        : width(int32_t(row.in_width)), out_ahead(kOutputPrefetchRows * row.out_stride) {
       const float* t = row.theta;
       theta_x[0] = V::set(t[0]), theta_x[1] = V::set(t[1] * row.y_base), theta_x[2] = V::set(t[2]);
       theta_y[0] = V::set(t[3]), theta_y[1] = V::set(t[4] * row.y_base), theta_y[2] = V::set(t[5]);
@@ -80,6 +82,20 @@ struct InteriorRowKernels {
   // do not follow, and a warp of images in main memory waits on each new line. The interior
   // loops ask for the lines this many output rows ahead will read.
   static constexpr int kPrefetchRows = 4;
+
+  // Many channels make many output planes, each written a row (a few lines) at a time: more
+  // store streams than the hardware prefetchers track, so each line's read for ownership
+  // would stall the stores. The forward asks for the lines this many rows down, for writing.
+  static constexpr int kOutputPrefetchRows = 2;
+
+  // Stores the vector at `at` and asks for its line kOutputPrefetchRows rows down.
+  static void store_and_prefetch_below(float* at, F value, const RowConstants& r) {
+    // An integer address: past the last row it lies outside the output, where a prefetch is
+    // harmless but a pointer would not be.
+    const uintptr_t below = reinterpret_cast<uintptr_t>(at) + uintptr_t(r.out_ahead) * sizeof(float);
+    __builtin_prefetch(reinterpret_cast<const void*>(below), 1);
+    V::store(at, value, V::first(V::kLanes));
+  }
 
   // The taps of an interior vector.
   struct Interior {
@@ -142,13 +158,12 @@ struct InteriorRowKernels {
     for (int64_t wo = 0; wo < row.out_width; wo += V::kLanes) {
       Interior k;
       if (wo < whole && interior(r, row.x_base, wo, &k)) {
-        const M all = V::first(V::kLanes);
         for (int64_t channel = 0; channel < input.channels; ++channel) {
           const float* plane = input.data + channel * input.plane;
           prefetch_ahead(plane, k, r);
           F corner[4];
           PairLoads<V>::corners(plane, k.north_west, r.width, corner);
-          V::store(output + channel * out_plane + wo, weighted_sum(k.weight, corner), all);
+          store_and_prefetch_below(output + channel * out_plane + wo, weighted_sum(k.weight, corner), r);
         }
         continue;
       }
@@ -185,7 +200,6 @@ struct InteriorRowKernels {
 
   static void forward_by_channel_blocks(const AffineRow& row, const RowConstants& r, ConstPlanes input,
                                         float* output, int64_t out_plane) {
-    const M all = V::first(V::kLanes);
     Interior k[kChunkVectors];
     int64_t at[kChunkVectors];
     for (int64_t first = 0; first < row.out_width; first += kChunkVectors * V::kLanes) {
@@ -200,7 +214,7 @@ struct InteriorRowKernels {
             prefetch_ahead(plane, k[v], r);
             F corner[4];
             PairLoads<V>::corners(plane, k[v].north_west, r.width, corner);
-            V::store(output + channel * out_plane + at[v], weighted_sum(k[v].weight, corner), all);
+            store_and_prefetch_below(output + channel * out_plane + at[v], weighted_sum(k[v].weight, corner), r);
           }
         }
       }
@@ -298,10 +312,6 @@ struct InteriorRowKernels {
     V::store(grad_y + wo, V::mul(sum_y, m.dy_dgrid), tail);
   }
 
-  static const RowKernels* table(const char* name) {
-    static const RowKernels kernels{name, &forward, &grid_grad, &Masked::corners_row};
-    return &kernels;
-  }
 };
 
 }  // namespace simd
