@@ -31,12 +31,22 @@ def test_quick_bench_writes_json(tmp_path, capsys):
         assert row["bound_ms"] > 0 and row["forward_ratio"]["stn fused"] == 1.0
 
 
+def test_interleaved_rounds_time_every_step_in_turn():
+    from stn.bench_timing import interleaved_medians_ms
+
+    calls = []
+    medians = interleaved_medians_ms({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                     repeats=3)
+    assert set(medians) == {"a", "b"} and all(ms >= 0 for ms in medians.values())
+    assert calls == ["a", "b"] + ["a", "b"] * 3  # warm-ups, then one call of each per round
+
+
 def test_training_benchmark_times_both_in_alternating_blocks(capsys):
     from stn import bench_train
 
     calls = []
     medians = bench_train.interleaved_medians_ms(
-        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, iterations=4, block=2)
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=4, block=2)
     assert set(medians) == {"a", "b"} and all(ms >= 0 for ms in medians.values())
     assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 2  # warm-ups, then alternating blocks
 

@@ -8,7 +8,9 @@ For each shape it times stn's fused kernels (spatial_transform and its backward,
 computes grad_input and grad_theta), stn's grid path (affine_grid + grid_sample and their
 backwards), PyTorch's affine_grid + grid_sample, OpenCV's warpAffine and scipy's
 affine_transform (peers that are not installed print "n/a"; see stn/bench_peers.py). Times
-are medians of --repeats runs after a warm-up; ratios are peer_ms / stn_fused_ms, so > 1
+are medians of --repeats runs after a warm-up, timed in interleaved rounds (every
+implementation 3 times per round, see stn/bench_timing.py) so that a shared machine's slow
+spells reach all of them alike; ratios are peer_ms / stn_fused_ms, so > 1
 means stn is faster. Before timing, each case checks that every implementation computes the
 same output, so the comparison is of equal work. A copy probe measured in the same run gives
 the memory-bandwidth bound of each shape. A benchmark, not a test: nothing here asserts a time.
@@ -19,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ import numpy as np
 
 from . import bench_peers, bench_table, functional
 from .bench_peers import Timed
+from .bench_timing import interleaved_medians_ms, median_ms
 
 
 @dataclass(frozen=True)
@@ -146,19 +148,6 @@ def cuda_backend():
     return Backend("cuda", cupy.asarray, _host_array, sync, copy_gbs), None
 
 
-def median_ms(step, repeats: int, sync=lambda: None) -> float:
-    """Median wall time of `repeats` calls of step() after one warm-up call, in ms."""
-    step()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
-
-
 def stn_timed(case: Case, arrays: Arrays) -> dict:
     """{"stn fused": Timed, "stn grid": Timed} on `arrays` (numpy or CuPy)."""
     x, theta, grad_output = arrays.input, arrays.theta, arrays.grad_output
@@ -219,13 +208,16 @@ def bench_case(case: Case, peers, backend: Backend, repeats: int, bandwidth_gbs:
         if prepared is not None:
             timed[peer.name] = prepared
     differences, warnings = check_outputs(case, timed, backend)
-    times = {}
+    steps = {}
     for name, implementation in timed.items():
-        times[name] = {"forward": median_ms(implementation.forward, repeats, backend.sync),
-                       "forward_backward": None}
+        steps[name, "forward"] = implementation.forward
         if implementation.forward_backward is not None:
-            times[name]["forward_backward"] = median_ms(implementation.forward_backward, repeats,
-                                                        backend.sync)
+            steps[name, "forward_backward"] = implementation.forward_backward
+    # Blocks of 3 calls: the median is of calls that follow a call of the same step (warm
+    # caches, threads awake), as in a training loop, while rounds still spread drift evenly.
+    medians = interleaved_medians_ms(steps, repeats, block=3, sync=backend.sync)
+    times = {name: {"forward": medians[name, "forward"],
+                    "forward_backward": medians.get((name, "forward_backward"))} for name in timed}
     ours = times["stn fused"]
     bound_ms = case.bytes_moved / (bandwidth_gbs * 1e9) * 1e3
     return {

@@ -11,12 +11,11 @@ ratio torch / stn (> 1 means stn is faster). The PyTorch side needs torch instal
 from __future__ import annotations
 
 import argparse
-import os
-import time
 
 import numpy as np
 
 from . import functional
+from .bench_timing import interleaved_medians_ms, median_ms
 from .config import read_net
 from .examples import example_path
 from .net import TRAIN, Net
@@ -44,32 +43,6 @@ def sgd_step(net: Net, lr: float = 0.01) -> None:
     for blob, (lr_mult, _) in zip(net.learnable, net.param_specs):
         blob.data -= lr * lr_mult * blob.diff
         blob.diff[...] = 0
-
-
-def median_ms(step, iterations: int) -> float:
-    step()  # warm-up
-    return float(np.median(step_times(step, iterations)) * 1e3)
-
-
-def step_times(step, iterations: int) -> list:
-    times = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def interleaved_medians_ms(steps: dict, iterations: int, block: int = 5) -> dict:
-    """Median ms per step of each of `steps`, timed in alternating blocks of `block` steps, so
-    that a change in the machine's load during the run reaches every contender alike."""
-    for step in steps.values():
-        step()  # warm-up
-    times = {name: [] for name in steps}
-    for _ in range(max(1, -(-iterations // block))):
-        for name, step in steps.items():
-            times[name] += step_times(step, block)
-    return {name: float(np.median(t) * 1e3) for name, t in times.items()}
 
 
 def torch_model(torch, size: int):
@@ -138,7 +111,7 @@ def main(argv=None) -> int:
         torch.nn.functional.cross_entropy(model(x), y).backward()
         optimizer.step()
 
-    medians = interleaved_medians_ms({"stn": stn_step, "torch": torch_step}, args.iterations)
+    medians = interleaved_medians_ms({"stn": stn_step, "torch": torch_step}, args.iterations, block=5)
     ours, theirs = medians["stn"], medians["torch"]
     print(f"  stn    {ours:8.2f} ms")
     print(f"  torch  {theirs:8.2f} ms  (timed in alternating blocks of 5 iterations)")
