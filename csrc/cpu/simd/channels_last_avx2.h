@@ -139,7 +139,7 @@ struct ChannelsLastAvx2 {
           }
           transpose8x8(acc);  // acc[j]: channel block + j of the 8 pixels
           for (int j = 0; j < here; ++j)
-            Kernels::store_and_prefetch_below(output + (block + j) * out_plane + at[v], acc[j], r);
+            Kernels::store_and_prefetch_below(output + (block + j) * out_plane + at[v], acc[j], k[v].lanes, r);
         }
       }
     }

@@ -7,8 +7,12 @@
 // zeroes d pixel / d grid): then c0 = floor(x), c0 + 1 are columns of the image and r0,
 // r0 + 1 rows, so nothing needs masking, padding or clamping (the border clamp is the
 // identity there), and PairLoads reads the corners as neighbouring pairs. In a typical warp
-// most vectors are interior; the rest (edges, tails, NaN) go through AffineRowKernels'
-// masked corners, one vector at a time.
+// most vectors are interior; the rest (edges, NaN) go through AffineRowKernels' masked
+// corners, one vector at a time.
+//
+// The last vector of a row may be partial (a tail). Its lanes past the row's end take base
+// grid x = 0, a point in the middle of the row, and count in the interior test like the
+// others, so that their corner reads stay inside the image; their results are never stored.
 #pragma once
 
 #include <cmath>
@@ -60,7 +64,7 @@ struct InteriorRowKernels {
       const double rows = double(kPrefetchRows) * row.y_step;
       const double dx = rows * t[1] * double(row.in_width) / 2, dy = rows * t[4] * double(row.in_height) / 2;
       ahead = std::isfinite(dx) && std::isfinite(dy) && std::fabs(dx) < 1e6 && std::fabs(dy) < 1e6
-                  ? int64_t(std::lround(dy)) * row.in_width + int64_t(std::lround(dx))
+                  ? int64_t(std::floor(dy + 0.5)) * row.in_width + int64_t(std::floor(dx + 0.5))
                   : 0;
     }
 
@@ -88,19 +92,21 @@ struct InteriorRowKernels {
   // would stall the stores. The forward asks for the lines this many rows down, for writing.
   static constexpr int kOutputPrefetchRows = 2;
 
-  // Stores the vector at `at` and asks for its line kOutputPrefetchRows rows down.
-  static void store_and_prefetch_below(float* at, F value, const RowConstants& r) {
+  // Stores the lanes of `value` in `lanes` at `at` and asks for the line kOutputPrefetchRows
+  // rows down.
+  static void store_and_prefetch_below(float* at, F value, M lanes, const RowConstants& r) {
     // An integer address: past the last row it lies outside the output, where a prefetch is
     // harmless but a pointer would not be.
     const uintptr_t below = reinterpret_cast<uintptr_t>(at) + uintptr_t(r.out_ahead) * sizeof(float);
     __builtin_prefetch(reinterpret_cast<const void*>(below), 1);
-    V::store(at, value, V::first(V::kLanes));
+    V::store(at, value, lanes);
   }
 
   // The taps of an interior vector.
   struct Interior {
     F weight[4];                         // NW, NE, SW, SE
     F tx, ty;                            // position inside the 2x2 cell
+    M lanes;                             // the lanes within the row
     alignas(64) int32_t north_west[16];  // r0 * W + c0 of each lane
   };
 
@@ -123,10 +129,11 @@ struct InteriorRowKernels {
     return V::mul(V::sub(V::mul(V::add(g, V::set(1.0f)), scale[0]), scale[1]), scale[2]);
   }
 
-  // Whether the 8 (16) pixels from wo, all within the row, are interior; if so, their taps
-  // in *k, computed as AffineRowKernels::corners computes them.
-  static bool interior(const RowConstants& r, const float* x_base, int64_t wo, Interior* k) {
-    const F base = V::load(x_base + wo, V::first(V::kLanes));
+  // Whether the 8 (16) pixels from wo (those past the row's end at base grid x = 0) are
+  // interior; if so, their taps in *k, computed as AffineRowKernels::corners computes them.
+  static bool interior(const RowConstants& r, const AffineRow& row, int64_t wo, Interior* k) {
+    const M lanes = V::first(row.out_width - wo);
+    const F base = V::load(row.x_base + wo, lanes);  // 0 in the lanes past the end
     // coords.h affine_point: theta[0] * x + theta[1] * y + theta[2], left to right.
     const F x = pixel(V::add(V::add(V::mul(r.theta_x[0], base), r.theta_x[1]), r.theta_x[2]), r.scale_x);
     const F y = pixel(V::add(V::add(V::mul(r.theta_y[0], base), r.theta_y[1]), r.theta_y[2]), r.scale_y);
@@ -135,6 +142,7 @@ struct InteriorRowKernels {
                              V::both(V::gt(y, r.low_y), V::lt(y, r.high_y)));
     if (!V::full(inside)) return false;
     const F column = V::floor(x), line = V::floor(y);
+    k->lanes = lanes;
     k->tx = V::sub(x, column);
     k->ty = V::sub(y, line);
     V::store_int(k->north_west, V::mul_add(V::to_int(line), r.width, V::to_int(column)), V::first(V::kLanes));
@@ -154,16 +162,15 @@ struct InteriorRowKernels {
       forward_by_channel_blocks(row, r, input, output, out_plane);
       return;
     }
-    const int64_t whole = row.out_width / V::kLanes * V::kLanes;  // pixels in whole vectors
     for (int64_t wo = 0; wo < row.out_width; wo += V::kLanes) {
       Interior k;
-      if (wo < whole && interior(r, row.x_base, wo, &k)) {
+      if (interior(r, row, wo, &k)) {
         for (int64_t channel = 0; channel < input.channels; ++channel) {
           const float* plane = input.data + channel * input.plane;
           prefetch_ahead(plane, k, r);
           F corner[4];
           PairLoads<V>::corners(plane, k.north_west, r.width, corner);
-          store_and_prefetch_below(output + channel * out_plane + wo, weighted_sum(k.weight, corner), r);
+          store_and_prefetch_below(output + channel * out_plane + wo, weighted_sum(k.weight, corner), k.lanes, r);
         }
         continue;
       }
@@ -184,12 +191,11 @@ struct InteriorRowKernels {
   template <typename OnMasked>
   static int interior_chunk(const AffineRow& row, const RowConstants& r, int64_t first, Interior* k,
                             int64_t* at, const OnMasked& masked) {
-    const int64_t whole = row.out_width / V::kLanes * V::kLanes;
     int count = 0;
     for (int v = 0; v < kChunkVectors; ++v) {
       const int64_t wo = first + v * V::kLanes;
       if (wo >= row.out_width) break;
-      if (wo < whole && interior(r, row.x_base, wo, &k[count])) {
+      if (interior(r, row, wo, &k[count])) {
         at[count++] = wo;
         continue;
       }
@@ -214,7 +220,8 @@ struct InteriorRowKernels {
             prefetch_ahead(plane, k[v], r);
             F corner[4];
             PairLoads<V>::corners(plane, k[v].north_west, r.width, corner);
-            store_and_prefetch_below(output + channel * out_plane + at[v], weighted_sum(k[v].weight, corner), r);
+            store_and_prefetch_below(output + channel * out_plane + at[v], weighted_sum(k[v].weight, corner),
+                                     k[v].lanes, r);
           }
         }
       }
@@ -247,7 +254,6 @@ struct InteriorRowKernels {
   static void grid_grad(const AffineRow& row, ConstPlanes input, const float* grad_output,
                         int64_t out_plane, float* grad_x, float* grad_y) {
     const RowConstants r(row);
-    const M all = V::first(V::kLanes);
     Interior k[kChunkVectors];
     int64_t at[kChunkVectors];
     F sum_x[kChunkVectors], sum_y[kChunkVectors];
@@ -271,7 +277,7 @@ struct InteriorRowKernels {
             // the line after next of this channel's row.
             const float* g_at = grad_output + channel * out_plane + at[v];
             __builtin_prefetch(g_at + 2 * V::kLanes);
-            const F g = V::load(g_at, all);
+            const F g = V::load(g_at, k[v].lanes);
             for (int c = 0; c < 4; ++c) {  // no corner is skipped
               const F product = V::mul(corner[c], g);
               sum_x[v] = V::add(sum_x[v], V::mul(weight_dx[c], product));
@@ -281,8 +287,8 @@ struct InteriorRowKernels {
         }
       }
       for (int v = 0; v < count; ++v) {
-        V::store(grad_x + at[v], V::mul(sum_x[v], r.d_x), all);
-        V::store(grad_y + at[v], V::mul(sum_y[v], r.d_y), all);
+        V::store(grad_x + at[v], V::mul(sum_x[v], r.d_x), k[v].lanes);
+        V::store(grad_y + at[v], V::mul(sum_y[v], r.d_y), k[v].lanes);
       }
     }
   }
