@@ -73,7 +73,8 @@ bool use_channels_last(const simd::RowKernels* kernels, const SamplerShape& shap
 }
 
 // One work item per image: its channels-last copy, then its rows.
-void launch_channels_last(const AffineRows& rows, index_t batch, const ForwardPixel<float, Interp::Bilinear, AffineCoords<float>>& body) {
+void launch_channels_last(const AffineRows& rows, index_t batch,
+                          const ForwardPixel<float, Interp::Bilinear, AffineCoords<float>>& body) {
   const SamplerShape& shape = body.shape;
   const index_t c8 = channels_last_width(shape.channels);
   const simd::RowKernels* kernels = rows.kernels();

@@ -78,7 +78,8 @@ struct ChannelsLastAvx2 {
   // is corner c's weight of pixel p.
   static __m256 weighted_sum(const float (*weight)[8], int p, const __m256 corner[4]) {
     __m256 value = _mm256_setzero_ps();
-    for (int c = 0; c < 4; ++c) value = _mm256_add_ps(value, _mm256_mul_ps(_mm256_broadcast_ss(&weight[c][p]), corner[c]));
+    for (int c = 0; c < 4; ++c)
+      value = _mm256_add_ps(value, _mm256_mul_ps(_mm256_broadcast_ss(&weight[c][p]), corner[c]));
     return value;
   }
 
@@ -99,9 +100,12 @@ struct ChannelsLastAvx2 {
     for (int64_t block = 0; block < c8; block += kBlock) {
       __m256 acc[8];
       for (int p = 0; p < 8; ++p) {
-        const float* at_nw = image + int64_t(base[p]) * c8 + block;
+        // The north-west corner may lie outside the image (offset -1 at the top left): only
+        // the corners inside it form an address.
+        const int64_t north_west = int64_t(base[p]) * c8 + block;
         __m256 corner[4];
-        for (int c = 0; c < 4; ++c) corner[c] = inside[c][p] ? _mm256_loadu_ps(at_nw + shift[c]) : _mm256_setzero_ps();
+        for (int c = 0; c < 4; ++c)
+          corner[c] = inside[c][p] ? _mm256_loadu_ps(image + (north_west + shift[c])) : _mm256_setzero_ps();
         acc[p] = weighted_sum(weight, p, corner);
       }
       transpose8x8(acc);

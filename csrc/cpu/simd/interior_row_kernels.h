@@ -317,7 +317,6 @@ struct InteriorRowKernels {
     V::store(grad_x + wo, V::mul(sum_x, m.dx_dgrid), tail);
     V::store(grad_y + wo, V::mul(sum_y, m.dy_dgrid), tail);
   }
-
 };
 
 }  // namespace simd
