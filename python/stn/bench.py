@@ -8,10 +8,10 @@ For each shape it times stn's fused kernels (spatial_transform and its backward,
 computes grad_input and grad_theta), stn's grid path (affine_grid + grid_sample and their
 backwards), PyTorch's affine_grid + grid_sample, OpenCV's warpAffine and scipy's
 affine_transform (peers that are not installed print "n/a"; see stn/bench_peers.py). Times
-are medians of --repeats runs after a warm-up, timed in interleaved rounds (every
-implementation 3 times per round, see stn/bench_timing.py) so that a shared machine's slow
-spells reach all of them alike; ratios are peer_ms / stn_fused_ms, so > 1
-means stn is faster. Before timing, each case checks that every implementation computes the
+are medians of --repeats calls after a warm-up (rounded up to whole rounds), timed in
+interleaved rounds, each implementation 3 calls per round (stn/bench_timing.py), so that a
+shared machine's slow spells reach all of them alike; ratios are peer_ms / stn_fused_ms, so
+> 1 means stn is faster. Before timing, each case checks that every implementation computes the
 same output, so the comparison is of equal work. A copy probe measured in the same run gives
 the memory-bandwidth bound of each shape. A benchmark, not a test: nothing here asserts a time.
 """
@@ -57,6 +57,15 @@ CASES = (
 SCALING_CASE = "one large image"   # thread scaling is measured on this one (N = 1)
 QUICK_BATCH, QUICK_SIDE = 2, 64    # --quick: every case shrunk to milliseconds
 COPY_MB, QUICK_COPY_MB = 256, 32   # size of the copy probe's array
+# Calls of each implementation per interleaved round: most calls then follow a call of the
+# same step (warm caches, threads awake), as in a training loop, while the rounds still
+# spread a drift of the machine's speed over every implementation.
+ROUND_CALLS = 3
+
+
+def timed_calls(repeats: int) -> int:
+    """Timed calls per measurement: `repeats`, rounded up to whole rounds."""
+    return -(-repeats // ROUND_CALLS) * ROUND_CALLS
 # Float32 coordinates carry a relative error of ~1e-7, i.e. an absolute error in pixels that
 # grows with the image side: two correct float32 warps of a 1024-pixel image differ by ~1e-4.
 TOLERANCE, TOLERANCE_SIDE = 1e-4, 256
@@ -213,9 +222,7 @@ def bench_case(case: Case, peers, backend: Backend, repeats: int, bandwidth_gbs:
         steps[name, "forward"] = implementation.forward
         if implementation.forward_backward is not None:
             steps[name, "forward_backward"] = implementation.forward_backward
-    # Blocks of 3 calls: the median is of calls that follow a call of the same step (warm
-    # caches, threads awake), as in a training loop, while rounds still spread drift evenly.
-    medians = interleaved_medians_ms(steps, repeats, block=3, sync=backend.sync)
+    medians = interleaved_medians_ms(steps, repeats, block=ROUND_CALLS, sync=backend.sync)
     times = {name: {"forward": medians[name, "forward"],
                     "forward_backward": medians.get((name, "forward_backward"))} for name in timed}
     ours = times["stn fused"]
@@ -274,7 +281,8 @@ def run(args) -> int:
         bandwidth = backend.copy_gbs(threads, QUICK_COPY_MB if args.quick else COPY_MB,
                                      max(repeats, 3))
         machine = machine_info(backend, threads, peers)
-        print(bench_table.header(machine, bandwidth, repeats, QUICK_COPY_MB if args.quick else COPY_MB))
+        print(bench_table.header(machine, bandwidth, timed_calls(repeats), ROUND_CALLS,
+                                 QUICK_COPY_MB if args.quick else COPY_MB))
         rows = []
         for case in cases:
             rows.append(bench_case(case, peers, backend, repeats, bandwidth))
@@ -309,7 +317,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                         help="threads for stn, torch and OpenCV (default: stn.get_num_threads())")
     parser.add_argument("--repeats", type=_positive_int, default=None, metavar="R",
-                        help="timed runs per measurement, after a warm-up (default: 5, --quick 2)")
+                        help="timed calls per measurement, after a warm-up, rounded up to whole "
+                             "rounds of 3 (default: 5, --quick 2)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny shapes (batch <= 2, sides <= 64): a smoke run, not a benchmark")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the numbers here")

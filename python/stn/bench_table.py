@@ -18,12 +18,12 @@ def _copy_probe(machine: dict, copy_mb: int) -> str:
     return f"cupy.copyto of {copy_mb} MB on the GPU"
 
 
-def header(machine: dict, bandwidth_gbs: float, repeats: int, copy_mb: int) -> str:
+def header(machine: dict, bandwidth_gbs: float, calls: int, round_calls: int, copy_mb: int) -> str:
     info = machine["build_info"]
     versions = ", ".join(f"{name} {version or 'n/a'}" for name, version in machine["versions"].items())
     return "\n".join([
         f"stn bench on {machine['device']}: float32, {machine['threads']} threads for stn, torch "
-        f"and OpenCV, median of {repeats} interleaved rounds after a warm-up",
+        f"and OpenCV, median of {calls} calls after a warm-up, in interleaved rounds of {round_calls}",
         f"  stn built with {info.get('compiler')} (baseline {info.get('simd')}), row kernels "
         f"{info.get('simd_kernels', 'n/a')} chosen at run time; {versions}",
         f"  copy bandwidth ({_copy_probe(machine, copy_mb)}): {bandwidth_gbs:.1f} GB/s",
