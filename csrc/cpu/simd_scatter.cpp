@@ -31,6 +31,52 @@ namespace {
 constexpr int kLanes = 4;
 typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
 
+// Element j of row i of `rows` becomes element i of row j of `columns`: kLanes channels of
+// kLanes consecutive elements, exchanged between the plane layout and the lane layout.
+inline void transpose_lanes(const Lanes rows[kLanes], Lanes columns[kLanes]) {
+  for (int j = 0; j < kLanes; ++j) columns[j] = Lanes{rows[0][j], rows[1][j], rows[2][j], rows[3][j]};
+}
+
+// Lanes from floats in memory, and back (any alignment).
+inline Lanes load_lanes(const float* at) {
+  Lanes value;
+  std::memcpy(&value, at, sizeof(Lanes));
+  return value;
+}
+inline void store_lanes(float* at, Lanes value) { std::memcpy(at, &value, sizeof(Lanes)); }
+
+// grad_output's pixels [0, count) of channels c0 .. c0 + lanes as Lanes (lanes past `lanes`
+// zero): g[i][k] = channel c0 + k at pixel i.
+void gather_lanes(const float* grad_block, index_t plane, index_t c0, index_t lanes, index_t count, Lanes* g) {
+  index_t i = 0;
+  if (lanes == kLanes) {  // kLanes pixels of the kLanes channels at a time
+    for (; i + kLanes <= count; i += kLanes) {
+      Lanes rows[kLanes];
+      for (int k = 0; k < kLanes; ++k) rows[k] = load_lanes(grad_block + (c0 + k) * plane + i);
+      transpose_lanes(rows, g + i);
+    }
+  }
+  for (; i < count; ++i) {
+    Lanes value = {};
+    for (index_t k = 0; k < lanes; ++k) value[k] = grad_block[(c0 + k) * plane + i];
+    g[i] = value;
+  }
+}
+
+// The inverse: sums[i][k] -> planes[(c0 + k) * plane + i] for i in [0, count), k < lanes.
+void scatter_lanes(const Lanes* sums, index_t lanes, index_t count, float* planes, index_t plane) {
+  index_t i = 0;
+  if (lanes == kLanes) {
+    for (; i + kLanes <= count; i += kLanes) {
+      Lanes columns[kLanes];
+      transpose_lanes(sums + i, columns);
+      for (int k = 0; k < kLanes; ++k) store_lanes(planes + k * plane + i, columns[k]);
+    }
+  }
+  for (; i < count; ++i)
+    for (index_t k = 0; k < lanes; ++k) planes[k * plane + i] = sums[i][k];
+}
+
 // How many pixels ahead the scatter asks for the lines it will add to.
 constexpr index_t kScatterAhead = 24;
 
@@ -207,11 +253,7 @@ bool simd_scatter_grad_input(const AffineCoords<float>& coords, const float* gra
       for (index_t group = 0; group < groups; ++group) {
         const index_t c0 = group * kLanes, lanes = std::min<index_t>(kLanes, channels - c0);
         Lanes* g = buffers.g.data();
-        for (index_t i = 0; i < count; ++i) {
-          Lanes value = {};
-          for (index_t k = 0; k < lanes; ++k) value[k] = grad_block[(c0 + k) * out_plane + i];
-          g[i] = value;
-        }
+        gather_lanes(grad_block, out_plane, c0, lanes, count, g);
         scatter_run<Lanes>(corners, count, width, origin, g, buffers.lanes.data() + group * band);
       }
     }
@@ -219,11 +261,7 @@ bool simd_scatter_grad_input(const AffineCoords<float>& coords, const float* gra
     // (groups, band, kLanes) -> the band's rows of each of the C planes.
     for (index_t group = 0; group < groups; ++group) {
       const index_t c0 = group * kLanes, lanes = std::min<index_t>(kLanes, channels - c0);
-      const Lanes* sums = buffers.lanes.data() + group * band;
-      for (index_t k = 0; k < lanes; ++k) {
-        float* plane = image + (c0 + k) * in_plane + origin;
-        for (index_t i = 0; i < band; ++i) plane[i] = sums[i][k];
-      }
+      scatter_lanes(buffers.lanes.data() + group * band, lanes, band, image + c0 * in_plane + origin, in_plane);
     }
     // The lane buffer is the size of the band's grad_input: keep it for the next call only
     // while small, so one huge image does not pin its memory to a thread for good.
