@@ -1,6 +1,7 @@
 // The AVX2 row kernels. Compiled with -mavx2 -ffp-contract=off (CMakeLists.txt) and called
 // only when the CPU has AVX2 (simd_dispatch.cpp).
 #include "channels_last_avx2.h"
+#include "clamped_pairs_avx2.h"
 #include "interior_row_kernels.h"
 #include "pair_loads_avx2.h"
 #include "vec_avx2.h"
