@@ -47,7 +47,7 @@ inline void store_lanes(float* at, Lanes value) { std::memcpy(at, &value, sizeof
 
 // grad_output's pixels [0, count) of channels c0 .. c0 + lanes as Lanes (lanes past `lanes`
 // zero): g[i][k] = channel c0 + k at pixel i.
-void gather_lanes(const float* grad_block, index_t plane, index_t c0, index_t lanes, index_t count, Lanes* g) {
+void planes_to_lanes(const float* grad_block, index_t plane, index_t c0, index_t lanes, index_t count, Lanes* g) {
   index_t i = 0;
   if (lanes == kLanes) {  // kLanes pixels of the kLanes channels at a time
     for (; i + kLanes <= count; i += kLanes) {
@@ -64,7 +64,7 @@ void gather_lanes(const float* grad_block, index_t plane, index_t c0, index_t la
 }
 
 // The inverse: sums[i][k] -> planes[(c0 + k) * plane + i] for i in [0, count), k < lanes.
-void scatter_lanes(const Lanes* sums, index_t lanes, index_t count, float* planes, index_t plane) {
+void lanes_to_planes(const Lanes* sums, index_t lanes, index_t count, float* planes, index_t plane) {
   index_t i = 0;
   if (lanes == kLanes) {
     for (; i + kLanes <= count; i += kLanes) {
@@ -253,7 +253,7 @@ bool simd_scatter_grad_input(const AffineCoords<float>& coords, const float* gra
       for (index_t group = 0; group < groups; ++group) {
         const index_t c0 = group * kLanes, lanes = std::min<index_t>(kLanes, channels - c0);
         Lanes* g = buffers.g.data();
-        gather_lanes(grad_block, out_plane, c0, lanes, count, g);
+        planes_to_lanes(grad_block, out_plane, c0, lanes, count, g);
         scatter_run<Lanes>(corners, count, width, origin, g, buffers.lanes.data() + group * band);
       }
     }
@@ -261,7 +261,7 @@ bool simd_scatter_grad_input(const AffineCoords<float>& coords, const float* gra
     // (groups, band, kLanes) -> the band's rows of each of the C planes.
     for (index_t group = 0; group < groups; ++group) {
       const index_t c0 = group * kLanes, lanes = std::min<index_t>(kLanes, channels - c0);
-      scatter_lanes(buffers.lanes.data() + group * band, lanes, band, image + c0 * in_plane + origin, in_plane);
+      lanes_to_planes(buffers.lanes.data() + group * band, lanes, band, image + c0 * in_plane + origin, in_plane);
     }
     // The lane buffer is the size of the band's grad_input: keep it for the next call only
     // while small, so one huge image does not pin its memory to a thread for good.

@@ -29,7 +29,7 @@ struct ChannelsLastAvx2 {
   using Kernels = InteriorRowKernels<Avx2>;
   static constexpr int kBlock = 8;  // channels per vector
 
-  // In place: rows[i] becomes lane i of the 8 vectors, i.e. the 8x8 block is transposed.
+  // Transposes the 8x8 block in place: element j of rows[i] moves to element i of rows[j].
   static void transpose8x8(__m256 rows[8]) {
     __m256 t[8], u[8];
     for (int i = 0; i < 8; i += 2) {
