@@ -169,6 +169,22 @@ def test_grad_input_channel_groups(rng, simd_level, channels, threads):
         stn.set_num_threads(previous)
 
 
+@pytest.mark.parametrize("channels", [1, 5])
+def test_grad_input_of_strong_magnification(rng, simd_level, channels):
+    # Below a step of 1/8 input pixel between neighbouring output pixels the scatter holds
+    # each 2x2 cell's sums in registers (HeldCell), moving them to the neighbouring cell;
+    # above it, every pixel adds to memory. Both must give the generic scatter's bits.
+    x = rng.standard_normal((2, channels, 6, 7)).astype(np.float32)
+    for scale in (3.0, 0.3):  # steps of ~0.4 and ~0.04 input pixels
+        a = np.radians(25.0)
+        theta = np.tile(np.array([[scale * np.cos(a), -scale * np.sin(a), 0.2],
+                                  [scale * np.sin(a), scale * np.cos(a), -0.1]], np.float32), (2, 1, 1))
+        theta[1, :, 2] = [-0.9, 0.95]  # the second image's view reaches the edges
+        grad_output = rng.standard_normal((2, channels, 31, 45)).astype(np.float32)
+        for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
+            check_fused(x, theta, (31, 45), padding, align, grad_output)
+
+
 @pytest.mark.parametrize("channels", [8, 9, 16, 33])
 @pytest.mark.parametrize("threads", [1, 3])
 def test_forward_from_channels_last_copies(rng, simd_level, channels, threads):
