@@ -5,8 +5,8 @@
 // channels last, (H, W, c8) with c8 = C rounded up to 8, a corner of one pixel in 8 channels
 // is one plain load, so a vector of 8 pixels in 8 channels costs 32 loads, 32 weight
 // broadcasts and one 8x8 transpose (24 shuffles) back to pixels as lanes. Measured on AMD
-// Zen 3 with the image in cache: 1.5x (32 channels) to 2.5x (8 channels) fewer cycles per
-// sample than the plane-by-plane kernel, the copy (to_channels_last) included.
+// Zen 3 with the image in cache: 1.2-1.5x (16-64 channels) to 1.9x (8 channels) fewer
+// cycles per sample than the plane-by-plane kernel, the copy (to_channels_last) included.
 //
 // Exactness: each lane of acc[p] is one channel of pixel p, computed as weighted_sum computes
 // it (((0 + w0 * NW) + w1 * NE) + w2 * SW) + w3 * SE, from the same taps (Interior, or the
