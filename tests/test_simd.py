@@ -185,6 +185,31 @@ def test_grad_input_of_strong_magnification(rng, simd_level, channels):
             check_fused(x, theta, (31, 45), padding, align, grad_output)
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_short_rows_as_flat_runs(rng, simd_level, threads):
+    # Rows narrower than 64 pixels, in planes of at most 2^16, reach the AVX2 forward and
+    # theta-gradient kernels as flat runs of whole rows (each pixel with its own base y), so
+    # a vector may hold the end of one row and the start of the next. Widths from 1 to 70
+    # cross that limit, a 1100 x 60 plane crosses the plane limit, N = 1 splits the rows into
+    # runs per thread, and a NaN theta and an image edge send vectors down the masked path.
+    previous = stn.get_num_threads()
+    stn.set_num_threads(threads)
+    try:
+        for n, (ho, wo) in [(2, (7, 1)), (2, (5, 3)), (1, (9, 9)), (3, (11, 21)), (1, (40, 63)),
+                            (2, (4, 64)), (1, (6, 70)), (1, (1100, 60))]:
+            x = rng.standard_normal((n, 2, 17, 23)).astype(np.float32)
+            x[0, 1, 4, 5] = np.inf
+            theta = random_theta(rng, n, np.float32)
+            theta[-1, 1, 2] += np.float32(0.6)  # the last image's view crosses its lower edge
+            if n > 1:
+                theta[0, 0, 1] = np.nan
+            grad_output = rng.standard_normal((n, 2, ho, wo)).astype(np.float32)
+            for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
+                check_fused(x, theta, (ho, wo), padding, align, grad_output)
+    finally:
+        stn.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("channels", [8, 9, 16, 33])
 @pytest.mark.parametrize("threads", [1, 3])
 def test_forward_from_channels_last_copies(rng, simd_level, channels, threads):

@@ -30,10 +30,38 @@ class AffineRows {
     if (kernels_ == nullptr) return;
     x_base_.resize(size_t(shape.out_width));
     for (index_t wo = 0; wo < shape.out_width; ++wo) x_base_[size_t(wo)] = coords.base.x(wo);
+    if (kernels_->flat_rows && shape.out_width < kFlatBelowWidth && shape.out_plane() <= kFlatMaxPixels) {
+      // The base grid of every pixel of an output plane, row after row.
+      x_flat_.resize(size_t(shape.out_plane()));
+      y_flat_.resize(size_t(shape.out_plane()));
+      for (index_t ho = 0; ho < shape.out_height; ++ho) {
+        const float y = coords.base.y(ho);
+        for (index_t wo = 0; wo < shape.out_width; ++wo) {
+          x_flat_[size_t(ho * shape.out_width + wo)] = x_base_[size_t(wo)];
+          y_flat_[size_t(ho * shape.out_width + wo)] = y;
+        }
+      }
+    }
   }
 
   const simd::RowKernels* kernels() const { return kernels_; }
   const float* x_base() const { return x_base_.data(); }
+
+  // Whether rows are handed to the kernels as flat runs (flat_run) rather than one by one.
+  // Short rows are: a row of 28 pixels is three vectors and a half-empty fourth, and the
+  // set-up of a row costs as much as its vectors.
+  bool flat() const { return !x_flat_.empty(); }
+
+  // Rows [ho_begin, ho_end) of image n as one row of pixels (simd::AffineRow's flat run);
+  // only when flat().
+  simd::AffineRow flat_run(index_t n, index_t ho_begin, index_t ho_end) const {
+    simd::AffineRow run = row(n, ho_begin);
+    const index_t first = ho_begin * shape_.out_width;
+    run.x_base = x_flat_.data() + first;
+    run.y_base_at = y_flat_.data() + first;
+    run.out_width = (ho_end - ho_begin) * shape_.out_width;
+    return run;
+  }
 
   simd::AffineRow row(index_t n, index_t ho) const {
     const float y_base = coords_.base.y(ho);
@@ -57,8 +85,14 @@ class AffineRows {
   AffineCoords<float> coords_;
   SamplerShape shape_;
   SamplerOptions options_;
+  // Rows narrower than this go to the kernels as flat runs, in planes of at most
+  // kFlatMaxPixels (x_flat_ and y_flat_ then take at most 512 KiB).
+  static constexpr index_t kFlatBelowWidth = 64;
+  static constexpr index_t kFlatMaxPixels = index_t(1) << 16;
+
   const simd::RowKernels* kernels_ = nullptr;
   std::vector<float> x_base_;
+  std::vector<float> x_flat_, y_flat_;  // (out_height * out_width) when flat()
 };
 
 }  // namespace cpu

@@ -112,10 +112,15 @@ bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
     launch_channels_last(rows, batch, body);
     return true;
   }
-  const OutputTiles tiles(batch, out_height, out_width, OutputTiles::kStripWidth);
+  const OutputTiles tiles(batch, out_height, out_width, rows.flat() ? out_width : OutputTiles::kStripWidth);
   parallel_for(tiles.count(), [&](index_t item) {
     const OutputTiles::Tile tile = tiles.tile(item);
     prefetch_small_image(rows.image(body.input, tile.n));
+    if (rows.flat()) {
+      rows.kernels()->forward(rows.flat_run(tile.n, tile.row_begin, tile.row_end), rows.image(body.input, tile.n),
+                              body.output + rows.out_row(tile.n, tile.row_begin), body.shape.out_plane());
+      return;
+    }
     for (index_t ho = tile.row_begin; ho < tile.row_end; ++ho) {
       simd::AffineRow row = rows.row(tile.n, ho);
       row.x_base += tile.column_begin;
@@ -136,20 +141,29 @@ bool simd_launch(index_t row_count, const CoefficientGradRow<float, Interp::Bili
   const index_t out_height = body.shape.out_height, out_width = body.shape.out_width;
   const OutputTiles tiles(row_count / out_height, out_height, out_width, out_width);
   parallel_for(tiles.count(), [&](index_t item) {
-    thread_local std::vector<float> grad_x, grad_y;  // the row's grid gradient, reused
-    grad_x.resize(size_t(out_width));
-    grad_y.resize(size_t(out_width));
+    thread_local std::vector<float> grad_x, grad_y;  // the grid gradient of a row or run, reused
     const OutputTiles::Tile tile = tiles.tile(item);
-    prefetch_small_image(rows.image(body.input, tile.n));
-    for (index_t ho = tile.row_begin; ho < tile.row_end; ++ho) {
-      const index_t n = tile.n;
-      rows.kernels()->grid_grad(rows.row(n, ho), rows.image(body.input, n),
-                                body.grad_output + rows.out_row(n, ho), body.shape.out_plane(),
+    const index_t n = tile.n;
+    const index_t buffered_rows = rows.flat() ? tile.row_end - tile.row_begin : 1;
+    grad_x.resize(size_t(buffered_rows * out_width));
+    grad_y.resize(size_t(buffered_rows * out_width));
+    prefetch_small_image(rows.image(body.input, n));
+    if (rows.flat())
+      rows.kernels()->grid_grad(rows.flat_run(n, tile.row_begin, tile.row_end), rows.image(body.input, n),
+                                body.grad_output + rows.out_row(n, tile.row_begin), body.shape.out_plane(),
                                 grad_x.data(), grad_y.data());
+    for (index_t ho = tile.row_begin; ho < tile.row_end; ++ho) {
+      size_t at = 0;  // the row's grid gradient in grad_x, grad_y
+      if (rows.flat())
+        at = size_t((ho - tile.row_begin) * out_width);
+      else
+        rows.kernels()->grid_grad(rows.row(n, ho), rows.image(body.input, n),
+                                  body.grad_output + rows.out_row(n, ho), body.shape.out_plane(),
+                                  grad_x.data(), grad_y.data());
       double partial[6] = {};
       const float y_base = body.coords.base.y(ho);
       for (index_t wo = 0; wo < out_width; ++wo)
-        accumulate_theta_grad(partial, grad_x[size_t(wo)], grad_y[size_t(wo)], rows.x_base()[wo], y_base);
+        accumulate_theta_grad(partial, grad_x[at + size_t(wo)], grad_y[at + size_t(wo)], rows.x_base()[wo], y_base);
       const index_t row_item = n * out_height + ho;
       for (int i = 0; i < 6; ++i) body.row_partials[row_item * 6 + i] = partial[i];
     }

@@ -260,8 +260,11 @@ bool simd_scatter_grad_input(const AffineCoords<float>& coords, const float* gra
     const float* grad_image = grad_output + n * channels * out_plane;
     for (index_t first = 0; first < shape.out_height; first += block_rows) {
       const index_t rows_here = std::min(block_rows, shape.out_height - first);
-      for (index_t r = 0; r < rows_here; ++r)
-        rows.kernels()->corners(rows.row(n, first + r), row_begin, row_end, buffers.corners(r * out_width, block));
+      if (rows.flat())
+        rows.kernels()->corners(rows.flat_run(n, first, first + rows_here), row_begin, row_end, buffers.corners(0, block));
+      else
+        for (index_t r = 0; r < rows_here; ++r)
+          rows.kernels()->corners(rows.row(n, first + r), row_begin, row_end, buffers.corners(r * out_width, block));
       const simd::RowCorners corners = buffers.corners(0, block);
       // The block's rows are consecutive in grad_output too: one raster run of pixels.
       const index_t count = rows_here * out_width;

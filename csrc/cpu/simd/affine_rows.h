@@ -23,16 +23,21 @@ namespace simd {
 // One output row of the affine map: output pixel wo samples the input at
 // (x, y) = theta @ (x_base[wo], y_base, 1) in normalized coordinates (x = column, y = row,
 // [-1, 1] spanning the image as coords.h describes for align_corners).
+//
+// Or a run of whole rows taken as one flat row of pixels (AffineRows::flat_run), where the
+// rows are short: pixel wo then samples theta @ (x_base[wo], y_base_at[wo], 1), and out_width
+// counts the run's pixels. Only kernels with RowKernels::flat_rows accept such a run.
 struct AffineRow {
   const float* theta;   // 6 entries, row-major 2x3
   const float* x_base;  // (out_width): base grid x of each output column
-  float y_base;         // base grid y of this row
+  float y_base;         // base grid y of this row (unused when y_base_at is set)
   float y_step;         // base grid y of the next row minus y_base (to prefetch rows ahead)
   int64_t out_width;
   int64_t out_stride;   // floats from an output pixel to the one below it (to prefetch rows ahead)
   int64_t in_height, in_width;
   bool border;          // border padding; zeros padding otherwise
   bool align_corners;
+  const float* y_base_at = nullptr;  // (out_width): base grid y of each pixel of a flat run
 };
 
 // One image's planes: (channels, plane) floats, channel stride `plane`.
@@ -75,6 +80,8 @@ struct RowKernels {
   // For images of many channels; nullptr where the level has none (then `forward` serves).
   ToChannelsLastFn to_channels_last;
   ForwardChannelsLastFn forward_channels_last;
+  // forward, grid_grad and corners accept flat runs of rows (AffineRow::y_base_at).
+  bool flat_rows;
 };
 
 // The kernels in use, or nullptr when none applies (no SIMD level on this CPU or build, or

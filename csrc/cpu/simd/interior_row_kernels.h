@@ -11,8 +11,9 @@
 // corners, one vector at a time.
 //
 // The last vector of a row may be partial (a tail). Its lanes past the row's end take base
-// grid x = 0, a point in the middle of the row, and count in the interior test like the
-// others, so that their corner reads stay inside the image; their results are never stored.
+// grid x = 0, a point in the middle of the row (and y = 0 in a flat run of rows), and count
+// in the interior test like the others, so that their corner reads stay inside the image;
+// their results are never stored.
 #pragma once
 
 #include <cmath>
@@ -38,7 +39,10 @@ struct InteriorRowKernels {
   // A row's constants, broadcast once: the compiler cannot keep loads through `row` out of
   // the loops, since the output stores might alias it.
   struct RowConstants {
-    F theta_x[3], theta_y[3];  // theta[0], theta[1] * y_base, theta[2]; theta[3], theta[4] * y_base, theta[5]
+    // theta[0], theta[1] * y_base, theta[2]; theta[3], theta[4] * y_base, theta[5]. In a flat
+    // run (flat), [1] holds theta[1] and theta[4], to multiply by each pixel's y_base.
+    F theta_x[3], theta_y[3];
+    bool flat;
     F scale_x[3], scale_y[3];  // coords.h unnormalize as ((g + 1) * a - b) * c (see unnormalize_row)
     F d_x, d_y;                // d pixel / d grid
     F low_x, low_y, high_x, high_y;  // interior: low < x < high, low < y < high
@@ -48,10 +52,11 @@ struct InteriorRowKernels {
     int64_t out_ahead;         // an output pixel kOutputPrefetchRows rows down, minus this one
 
     explicit RowConstants(const AffineRow& row)
-        : width(int32_t(row.in_width)), out_ahead(kOutputPrefetchRows * row.out_stride) {
+        : flat(row.y_base_at != nullptr), width(int32_t(row.in_width)), out_ahead(kOutputPrefetchRows * row.out_stride) {
       const float* t = row.theta;
-      theta_x[0] = V::set(t[0]), theta_x[1] = V::set(t[1] * row.y_base), theta_x[2] = V::set(t[2]);
-      theta_y[0] = V::set(t[3]), theta_y[1] = V::set(t[4] * row.y_base), theta_y[2] = V::set(t[5]);
+      const float y_base = flat ? 1.0f : row.y_base;
+      theta_x[0] = V::set(t[0]), theta_x[1] = V::set(t[1] * y_base), theta_x[2] = V::set(t[2]);
+      theta_y[0] = V::set(t[3]), theta_y[1] = V::set(t[4] * y_base), theta_y[2] = V::set(t[5]);
       unnormalize_row(row.in_width, row.align_corners, scale_x, &d_x);
       unnormalize_row(row.in_height, row.align_corners, scale_y, &d_y);
       // x >= 0 is x > -(the smallest denormal): no float lies between the two but -0.
@@ -134,9 +139,15 @@ struct InteriorRowKernels {
   static bool interior(const RowConstants& r, const AffineRow& row, int64_t wo, Interior* k) {
     const M lanes = V::first(row.out_width - wo);
     const F base = V::load(row.x_base + wo, lanes);  // 0 in the lanes past the end
+    F y_term_x = r.theta_x[1], y_term_y = r.theta_y[1];  // theta[1] * y, theta[4] * y
+    if (r.flat) {
+      const F y_base = V::load(row.y_base_at + wo, lanes);
+      y_term_x = V::mul(y_term_x, y_base);
+      y_term_y = V::mul(y_term_y, y_base);
+    }
     // coords.h affine_point: theta[0] * x + theta[1] * y + theta[2], left to right.
-    const F x = pixel(V::add(V::add(V::mul(r.theta_x[0], base), r.theta_x[1]), r.theta_x[2]), r.scale_x);
-    const F y = pixel(V::add(V::add(V::mul(r.theta_y[0], base), r.theta_y[1]), r.theta_y[2]), r.scale_y);
+    const F x = pixel(V::add(V::add(V::mul(r.theta_x[0], base), y_term_x), r.theta_x[2]), r.scale_x);
+    const F y = pixel(V::add(V::add(V::mul(r.theta_y[0], base), y_term_y), r.theta_y[2]), r.scale_y);
     // Ordered compares: false for NaN.
     const M inside = V::both(V::both(V::gt(x, r.low_x), V::lt(x, r.high_x)),
                              V::both(V::gt(y, r.low_y), V::lt(y, r.high_y)));
