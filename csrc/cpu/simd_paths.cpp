@@ -132,40 +132,42 @@ bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
   return true;
 }
 
-// CoefficientGradRow: the grid gradient of each row from the kernels, then the same double
-// accumulation in the same order (AffineCoords::accumulate over the base grid). Rows stay
-// whole, so that order is the generic body's.
+// CoefficientGradRow: the grid gradient of rows from the kernels, then the same double
+// accumulation in the same order (AffineCoords::accumulate over the base grid, a sum per
+// row: the kernels' theta_partials). Rows stay whole, so that order is the generic body's.
+// Rows go to theta_partials kThetaRows at a time (a flat run's tile: all at once).
+constexpr index_t kThetaRows = 8;
+
 bool simd_launch(index_t row_count, const CoefficientGradRow<float, Interp::Bilinear, AffineCoords<float>>& body) {
   const AffineRows rows(body.coords, body.shape, body.options);
   if (rows.kernels() == nullptr) return false;
   const index_t out_height = body.shape.out_height, out_width = body.shape.out_width;
   const OutputTiles tiles(row_count / out_height, out_height, out_width, out_width);
   parallel_for(tiles.count(), [&](index_t item) {
-    thread_local std::vector<float> grad_x, grad_y;  // the grid gradient of a row or run, reused
+    // The grid gradient of a group of rows and their base grid y, reused.
+    thread_local std::vector<float> grad_x, grad_y, y_base;
     const OutputTiles::Tile tile = tiles.tile(item);
     const index_t n = tile.n;
-    const index_t buffered_rows = rows.flat() ? tile.row_end - tile.row_begin : 1;
-    grad_x.resize(size_t(buffered_rows * out_width));
-    grad_y.resize(size_t(buffered_rows * out_width));
+    const index_t group = rows.flat() ? tile.row_end - tile.row_begin : kThetaRows;
+    grad_x.resize(size_t(group * out_width));
+    grad_y.resize(size_t(group * out_width));
+    y_base.resize(size_t(group));
     prefetch_small_image(rows.image(body.input, n));
-    if (rows.flat())
-      rows.kernels()->grid_grad(rows.flat_run(n, tile.row_begin, tile.row_end), rows.image(body.input, n),
-                                body.grad_output + rows.out_row(n, tile.row_begin), body.shape.out_plane(),
-                                grad_x.data(), grad_y.data());
-    for (index_t ho = tile.row_begin; ho < tile.row_end; ++ho) {
-      size_t at = 0;  // the row's grid gradient in grad_x, grad_y
-      if (rows.flat())
-        at = size_t((ho - tile.row_begin) * out_width);
-      else
-        rows.kernels()->grid_grad(rows.row(n, ho), rows.image(body.input, n),
-                                  body.grad_output + rows.out_row(n, ho), body.shape.out_plane(),
+    for (index_t first = tile.row_begin; first < tile.row_end; first += group) {
+      const index_t count = std::min(group, tile.row_end - first);
+      if (rows.flat()) {
+        rows.kernels()->grid_grad(rows.flat_run(n, first, first + count), rows.image(body.input, n),
+                                  body.grad_output + rows.out_row(n, first), body.shape.out_plane(),
                                   grad_x.data(), grad_y.data());
-      double partial[6] = {};
-      const float y_base = body.coords.base.y(ho);
-      for (index_t wo = 0; wo < out_width; ++wo)
-        accumulate_theta_grad(partial, grad_x[at + size_t(wo)], grad_y[at + size_t(wo)], rows.x_base()[wo], y_base);
-      const index_t row_item = n * out_height + ho;
-      for (int i = 0; i < 6; ++i) body.row_partials[row_item * 6 + i] = partial[i];
+      } else {
+        for (index_t r = 0; r < count; ++r)
+          rows.kernels()->grid_grad(rows.row(n, first + r), rows.image(body.input, n),
+                                    body.grad_output + rows.out_row(n, first + r), body.shape.out_plane(),
+                                    grad_x.data() + r * out_width, grad_y.data() + r * out_width);
+      }
+      for (index_t r = 0; r < count; ++r) y_base[size_t(r)] = body.coords.base.y(first + r);
+      rows.kernels()->theta_partials(grad_x.data(), grad_y.data(), rows.x_base(), y_base.data(), out_width, count,
+                                     body.row_partials + (n * out_height + first) * 6);
     }
   }, tiles.min_items_to_split());
   return true;

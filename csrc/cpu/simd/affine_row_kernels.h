@@ -221,8 +221,26 @@ struct AffineRowKernels {
     }
   }
 
+  // coords.h accumulate_theta_grad over each row, one pixel at a time (affine_rows.h
+  // ThetaPartialsFn).
+  static void theta_partials(const float* grad_x, const float* grad_y, const float* x_base, const float* y_base,
+                             int64_t width, int64_t rows, double* partials) {
+    for (int64_t r = 0; r < rows; ++r) {
+      double sum[6] = {};
+      const double y = double(y_base[r]);
+      for (int64_t wo = 0; wo < width; ++wo) {
+        const double gx = double(grad_x[r * width + wo]), gy = double(grad_y[r * width + wo]);
+        const double x = double(x_base[wo]);
+        sum[0] += gx * x, sum[1] += gx * y, sum[2] += gx;
+        sum[3] += gy * x, sum[4] += gy * y, sum[5] += gy;
+      }
+      for (int i = 0; i < 6; ++i) partials[r * 6 + i] = sum[i];
+    }
+  }
+
   static const RowKernels* table(const char* name) {
-    static const RowKernels kernels{name, &forward, &grid_grad, &corners_row, nullptr, nullptr, false};
+    static const RowKernels kernels{name, &forward, &grid_grad, &corners_row, nullptr, nullptr, false,
+                                    &theta_partials};
     return &kernels;
   }
 };

@@ -72,6 +72,13 @@ using ToChannelsLastFn = void (*)(ConstPlanes input, int64_t pixels, float* out,
 using ForwardChannelsLastFn = void (*)(const AffineRow& row, const float* image, int64_t c8, ConstPlanes input,
                                        float* output, int64_t out_plane);
 
+// The six sums of coords.h accumulate_theta_grad for each of `rows` rows of grid gradient:
+// row r holds grad_x[r * width + wo] and grad_y[r * width + wo] at base grid
+// (x_base[wo], y_base[r]); each sum starts at +0 and runs over wo in order, in double, as
+// AffineCoords::accumulate adds, into partials[r * 6 + i].
+using ThetaPartialsFn = void (*)(const float* grad_x, const float* grad_y, const float* x_base,
+                                 const float* y_base, int64_t width, int64_t rows, double* partials);
+
 struct RowKernels {
   const char* name;  // "AVX-512", "AVX2"
   ForwardRowFn forward;
@@ -82,6 +89,7 @@ struct RowKernels {
   ForwardChannelsLastFn forward_channels_last;
   // forward, grid_grad and corners accept flat runs of rows (AffineRow::y_base_at).
   bool flat_rows;
+  ThetaPartialsFn theta_partials;
 };
 
 // The kernels in use, or nullptr when none applies (no SIMD level on this CPU or build, or

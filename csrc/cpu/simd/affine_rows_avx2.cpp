@@ -4,6 +4,7 @@
 #include "clamped_pairs_avx2.h"
 #include "interior_row_kernels.h"
 #include "pair_loads_avx2.h"
+#include "theta_partials_avx2.h"
 #include "vec_avx2.h"
 
 namespace stn {
@@ -13,7 +14,8 @@ namespace simd {
 const RowKernels* avx2_kernels() {
   using Kernels = InteriorRowKernels<Avx2>;
   static const RowKernels kernels{"AVX2", &Kernels::forward, &Kernels::grid_grad, &Kernels::Masked::corners_row,
-                                  &ChannelsLastAvx2::to_channels_last, &ChannelsLastAvx2::forward, true};
+                                  &ChannelsLastAvx2::to_channels_last, &ChannelsLastAvx2::forward, true,
+                                  &ThetaPartialsAvx2::rows};
   return &kernels;
 }
 
