@@ -31,6 +31,19 @@ def test_quick_bench_writes_json(tmp_path, capsys):
         assert row["bound_ms"] > 0 and row["forward_ratio"]["stn fused"] == 1.0
 
 
+def test_case_option_picks_shapes_by_name(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--threads", "1", "--case", "CLUTTERED", "--case", "feature maps,",
+                 "--json", str(path)]) == 0
+    result = json.loads(path.read_text())
+    assert [row["case"] for row in result["rows"]] == ["cluttered MNIST", "feature maps, border"]
+    assert result["thread_scaling"] is None  # its shape was not chosen
+
+    assert main(["bench", "--quick", "--case", "mnist"]) == 2
+    error = capsys.readouterr().err
+    assert "'mnist'" in error and "'cluttered MNIST'" in error
+
+
 def test_interleaved_rounds_time_every_step_in_turn():
     from stn.bench_timing import interleaved_medians_ms
 

@@ -273,6 +273,13 @@ def run(args) -> int:
     threads = args.threads or functional.get_num_threads()
     repeats = args.repeats or (2 if args.quick else 5)
     cases = [quick_case(c) for c in CASES] if args.quick else list(CASES)
+    if args.case:
+        cases = [case for case in cases if any(case.name.lower().startswith(p.lower()) for p in args.case)]
+        if not cases:
+            names = ", ".join(repr(case.name) for case in CASES)
+            print(f"stn bench: --case {' '.join(args.case)!r} matches none of the shapes: {names}",
+                  file=sys.stderr)
+            return 2
     previous_threads = functional.get_num_threads()
     previous_peer_threads = bench_peers.set_peer_threads({})
     functional.set_num_threads(threads)
@@ -289,8 +296,8 @@ def run(args) -> int:
             print(bench_table.case_block(rows[-1]), flush=True)
         print(bench_table.bound_table(rows))
         scaling = None
-        if backend.device == "cpu":
-            scaling_case = next(c for c in cases if c.name == SCALING_CASE)
+        scaling_case = next((c for c in cases if c.name == SCALING_CASE), None)
+        if backend.device == "cpu" and scaling_case is not None:
             scaling = thread_scaling(scaling_case, backend, threads, repeats)
             print(bench_table.scaling_lines(scaling))
         print(bench_table.notes(peers))
@@ -321,6 +328,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                              "rounds of 3 (default: 5, --quick 2)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny shapes (batch <= 2, sides <= 64): a smoke run, not a benchmark")
+    parser.add_argument("--case", action="append", default=None, metavar="NAME",
+                        help="only the shapes whose name starts with NAME (any case; repeat for "
+                             "more), e.g. --case cluttered")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the numbers here")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                         help="cuda: stn's CUDA kernels on CuPy arrays, beside torch's (needs a GPU)")
