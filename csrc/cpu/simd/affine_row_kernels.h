@@ -210,15 +210,19 @@ struct AffineRowKernels {
 
   // The corners of every pixel of the row, for the scatter of grad_input (simd_paths.cpp).
   static void corners_row(const AffineRow& row, int64_t row_begin, int64_t row_end, const RowCorners& out) {
-    for (int64_t wo = 0; wo < row.out_width; wo += V::kLanes) {
-      const M tail = V::first(row.out_width - wo);
-      const Corners k = corners(row, wo, tail, row_begin, row_end);
-      V::store_int(out.base + wo, k.base, tail);
-      I bits = V::bit_if(k.inside[0], 1);
-      for (int c = 1; c < 4; ++c) bits = V::or_int(bits, V::bit_if(k.inside[c], 1 << c));
-      V::store_int(out.inside + wo, bits, tail);
-      for (int c = 0; c < 4; ++c) V::store(out.weight[c] + wo, k.weight[c], tail);
-    }
+    for (int64_t wo = 0; wo < row.out_width; wo += V::kLanes) corners_vector(row, wo, row_begin, row_end, out);
+  }
+
+  // corners_row of the vector of pixels from wo.
+  static void corners_vector(const AffineRow& row, int64_t wo, int64_t row_begin, int64_t row_end,
+                             const RowCorners& out) {
+    const M tail = V::first(row.out_width - wo);
+    const Corners k = corners(row, wo, tail, row_begin, row_end);
+    V::store_int(out.base + wo, k.base, tail);
+    I bits = V::bit_if(k.inside[0], 1);
+    for (int c = 1; c < 4; ++c) bits = V::or_int(bits, V::bit_if(k.inside[c], 1 << c));
+    V::store_int(out.inside + wo, bits, tail);
+    for (int c = 0; c < 4; ++c) V::store(out.weight[c] + wo, k.weight[c], tail);
   }
 
   // coords.h accumulate_theta_grad over each row, one pixel at a time (affine_rows.h

@@ -13,7 +13,7 @@ namespace simd {
 
 const RowKernels* avx2_kernels() {
   using Kernels = InteriorRowKernels<Avx2>;
-  static const RowKernels kernels{"AVX2", &Kernels::forward, &Kernels::grid_grad, &Kernels::Masked::corners_row,
+  static const RowKernels kernels{"AVX2", &Kernels::forward, &Kernels::grid_grad, &Kernels::corners_row,
                                   &ChannelsLastAvx2::to_channels_last, &ChannelsLastAvx2::forward, true,
                                   &ThetaPartialsAvx2::rows};
   return &kernels;

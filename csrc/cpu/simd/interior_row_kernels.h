@@ -304,6 +304,28 @@ struct InteriorRowKernels {
     }
   }
 
+  // Masked::corners_row, interior vectors taken the short way: every corner inside (bits 15),
+  // the same base and weights. Only for a band of the whole image: in a band of part of it
+  // (N < threads), most vectors lie in the other bands, and the interior test would only
+  // add to their masked path.
+  static void corners_row(const AffineRow& row, int64_t row_begin, int64_t row_end, const RowCorners& out) {
+    if (row_begin != 0 || row_end != row.in_height) {
+      Masked::corners_row(row, row_begin, row_end, out);
+      return;
+    }
+    const RowConstants r(row);
+    for (int64_t wo = 0; wo < row.out_width; wo += V::kLanes) {
+      Interior k;
+      if (!interior(r, row, wo, &k)) {
+        Masked::corners_vector(row, wo, row_begin, row_end, out);
+        continue;
+      }
+      V::store_int(out.base + wo, V::load_int(k.north_west), k.lanes);
+      V::store_int(out.inside + wo, V::bit_if(k.lanes, 15), k.lanes);
+      for (int c = 0; c < 4; ++c) V::store(out.weight[c] + wo, k.weight[c], k.lanes);
+    }
+  }
+
   // grid_grad of the vector of pixels from wo, through the masked corners.
   static void grid_grad_masked(const AffineRow& row, ConstPlanes input, const float* grad_output,
                                int64_t out_plane, float* grad_x, float* grad_y, int64_t wo) {
