@@ -100,7 +100,7 @@ constexpr index_t kScatterAhead = 24;
 
 // The scatter's lines ahead are not asked for when its band (of all channels) is at most
 // this large: zeroed just before, they are in cache, and the prefetches would cost a fifth
-// of a pixel's time (measured on a 60 x 60 image).
+// of the scatter's time (measured on a 60 x 60 image).
 constexpr size_t kCachedBandBytes = size_t(32) << 10;
 
 // Output pixels whose corners the scatter prepares at a time (24 bytes each).
