@@ -29,8 +29,8 @@ struct Corners {
 
 // The input values at the four corners of a vector of pixels, channel after channel: 0 at
 // a corner outside the image. prepare() once per vector, then values() per channel. This one
-// gathers each corner; a vector type may specialize CornerFetch (window_fetch_avx512.h reads
-// a window of input rows and permutes instead).
+// gathers each corner; a vector type may specialize CornerFetch (clamped_pairs_avx2.h and
+// clamped_pairs_avx512.h read neighbouring pairs instead).
 template <class V>
 struct CornerGather {
   typename V::I offset[4];
@@ -240,12 +240,6 @@ struct AffineRowKernels {
       }
       for (int i = 0; i < 6; ++i) partials[r * 6 + i] = sum[i];
     }
-  }
-
-  static const RowKernels* table(const char* name) {
-    static const RowKernels kernels{name, &forward, &grid_grad, &corners_row, nullptr, nullptr, false,
-                                    &theta_partials};
-    return &kernels;
   }
 };
 

@@ -1,5 +1,5 @@
-// Row kernels that read the interior of each row without masks (the AVX2 kernels; AVX-512
-// keeps AffineRowKernels' window fetch). Same results, bit for bit, as AffineRowKernels and
+// Row kernels that read the interior of each row without masks (the AVX2 and AVX-512
+// kernels). Same results, bit for bit, as AffineRowKernels and
 // so as the generic bodies: the same IEEE operations in the same order.
 //
 // A vector of pixels is *interior* when every lane's pixel coordinates satisfy
@@ -99,7 +99,7 @@ struct InteriorRowKernels {
 
   // Stores the lanes of `value` in `lanes` at `at` and asks for the line kOutputPrefetchRows
   // rows down.
-  static void store_and_prefetch_below(float* at, F value, M lanes, const RowConstants& r) {
+  [[gnu::always_inline]] static void store_and_prefetch_below(float* at, F value, M lanes, const RowConstants& r) {
     // An integer address: past the last row it lies outside the output, where a prefetch is
     // harmless but a pointer would not be.
     const uintptr_t below = reinterpret_cast<uintptr_t>(at) + uintptr_t(r.out_ahead) * sizeof(float);
@@ -115,19 +115,29 @@ struct InteriorRowKernels {
     alignas(64) int32_t north_west[16];  // r0 * W + c0 of each lane
   };
 
-  // The lines of the first and last lanes' corners kPrefetchRows rows later: with the lanes
-  // between them, they span the few input rows a vector's corners lie in.
-  static void prefetch_ahead(const float* plane, const Interior& k, const RowConstants& r) {
+  // The lines of the corners of the first and last lanes of each 8, kPrefetchRows rows later:
+  // with the lanes between them, they span the few input rows those lanes' corners lie in.
+  // (A rotated row may climb five or six input rows across 16 lanes, and the rows between
+  // the ends' corners would go unasked: the AVX-512 forward on the seed's batch took 1.5x
+  // the AVX2 one's time with one pair of ends per 16 lanes, the same with one per 8.)
+  //
+  // Always inlined, as is store_and_prefetch_below: GCC 12 takes a function whose only effect
+  // is prefetching for one without effects, and deletes its calls where it did not inline it
+  // first (the AVX-512 kernels lost every input prefetch so, and ran the seed's forward at
+  // twice the AVX2 kernels' time).
+  [[gnu::always_inline]] static void prefetch_ahead(const float* plane, const Interior& k, const RowConstants& r) {
     // Integer addresses: the lines ahead may lie outside the plane (past the last row), where
     // a prefetch is harmless but a pointer would not be.
     const uintptr_t at = reinterpret_cast<uintptr_t>(plane);
-    const uintptr_t first = at + uintptr_t(k.north_west[0] + r.ahead) * sizeof(float);
-    const uintptr_t last = at + uintptr_t(k.north_west[V::kLanes - 1] + r.ahead) * sizeof(float);
     const uintptr_t south = uintptr_t(r.width) * sizeof(float);
-    __builtin_prefetch(reinterpret_cast<const void*>(first));
-    __builtin_prefetch(reinterpret_cast<const void*>(first + south));
-    __builtin_prefetch(reinterpret_cast<const void*>(last));
-    __builtin_prefetch(reinterpret_cast<const void*>(last + south));
+    for (int lane = 0; lane < V::kLanes; lane += 8) {
+      const uintptr_t first = at + uintptr_t(k.north_west[lane] + r.ahead) * sizeof(float);
+      const uintptr_t last = at + uintptr_t(k.north_west[lane + 7] + r.ahead) * sizeof(float);
+      __builtin_prefetch(reinterpret_cast<const void*>(first));
+      __builtin_prefetch(reinterpret_cast<const void*>(first + south));
+      __builtin_prefetch(reinterpret_cast<const void*>(last));
+      __builtin_prefetch(reinterpret_cast<const void*>(last + south));
+    }
   }
 
   static F pixel(F g, const F scale[3]) {

@@ -21,6 +21,7 @@ struct Avx512 {
   static M both(M a, M b) { return M(a & b); }
   static M either(M a, M b) { return M(a | b); }
   static M neither(M a, M b) { return M(~(a | b)); }
+  static bool full(M m) { return m == M(0xFFFF); }
 
   static F set(float x) { return _mm512_set1_ps(x); }
   static F zero() { return _mm512_setzero_ps(); }
