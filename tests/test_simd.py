@@ -149,11 +149,12 @@ def test_any_thread_count(rng, simd_level, threads):
         stn.set_num_threads(previous)
 
 
-@pytest.mark.parametrize("channels", [1, 2, 4, 5, 9, 17])
+@pytest.mark.parametrize("channels", [1, 2, 4, 5, 8, 9, 16, 17, 33])
 @pytest.mark.parametrize("threads", [1, 3])
 def test_grad_input_channel_groups(rng, simd_level, channels, threads):
-    # The scatter takes channels four at a time as vector lanes (a partial group at the end),
-    # one channel straight into its plane; with N = 1 and several threads, in bands of rows.
+    # The scatter takes channels as vector lanes, 4 at a time for up to 4 channels, more with
+    # the wider levels (8 with AVX2, 16 with AVX-512; a partial group at the end), one channel
+    # straight into its plane; with N = 1 and several threads, in bands of rows.
     # The AVX2 row kernels sweep 8 channels at a time across chunks of 16 vectors: rows of
     # 140 pixels are a chunk and a part.
     previous = stn.get_num_threads()
@@ -169,7 +170,7 @@ def test_grad_input_channel_groups(rng, simd_level, channels, threads):
         stn.set_num_threads(previous)
 
 
-@pytest.mark.parametrize("channels", [1, 5])
+@pytest.mark.parametrize("channels", [1, 5, 12, 20])
 def test_grad_input_of_strong_magnification(rng, simd_level, channels):
     # Below a step of 1/8 input pixel between neighbouring output pixels the scatter holds
     # each 2x2 cell's sums in registers (HeldCell), moving them to the neighbouring cell;

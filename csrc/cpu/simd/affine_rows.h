@@ -79,6 +79,23 @@ using ForwardChannelsLastFn = void (*)(const AffineRow& row, const float* image,
 using ThetaPartialsFn = void (*)(const float* grad_x, const float* grad_y, const float* x_base,
                                  const float* y_base, int64_t width, int64_t rows, double* partials);
 
+// The scatter of grad_input with L channels side by side (simd_scatter.cpp, lane_scatter.h):
+// grad_output's pixels [0, count) of `lanes` <= L channels, planes out_plane floats apart from
+// grad_block, go to `g` (count * L floats, scratch) as lanes, then add weight * g to the four
+// corners of each pixel in `band`, the lane buffer of their group: (band elements, L) floats,
+// element r * W + c at (r * W + c - origin) * L.
+using ScatterLanesFn = void (*)(const RowCorners& corners, int64_t count, int64_t width, int64_t origin,
+                                const float* grad_block, int64_t out_plane, int64_t lanes, float* g, float* band,
+                                bool hold, bool prefetch);
+// band (count elements, L) -> `lanes` planes, `plane` floats apart, elements [0, count).
+using LanesToPlanesFn = void (*)(const float* band, int64_t lanes, int64_t count, float* planes, int64_t plane);
+
+struct LaneScatter {
+  int64_t lanes;  // L; 0 where the level has none
+  ScatterLanesFn scatter;
+  LanesToPlanesFn to_planes;
+};
+
 struct RowKernels {
   const char* name;  // "AVX-512", "AVX2"
   ForwardRowFn forward;
@@ -90,6 +107,8 @@ struct RowKernels {
   // forward, grid_grad and corners accept flat runs of rows (AffineRow::y_base_at).
   bool flat_rows;
   ThetaPartialsFn theta_partials;
+  // For images of more than 4 channels (fewer take the generic scatter's 4 lanes).
+  LaneScatter wide_scatter;
 };
 
 // The kernels in use, or nullptr when none applies (no SIMD level on this CPU or build, or

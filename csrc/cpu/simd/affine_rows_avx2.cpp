@@ -1,5 +1,6 @@
 // The AVX2 row kernels. Compiled with -mavx2 -ffp-contract=off (CMakeLists.txt) and called
 // only when the CPU has AVX2 (simd_dispatch.cpp).
+#include "../lane_scatter.h"
 #include "channels_last_avx2.h"
 #include "clamped_pairs_avx2.h"
 #include "interior_row_kernels.h"
@@ -11,11 +12,33 @@ namespace stn {
 namespace cpu {
 namespace simd {
 
+namespace {
+
+// lane_scatter.h's transpose of 8 channels of 8 elements.
+struct Transpose8 {
+  static void run(const scatter::Lanes8 rows[8], scatter::Lanes8 columns[8]) {
+    __m256 block[8];
+    for (int i = 0; i < 8; ++i) block[i] = __m256(rows[i]);
+    ChannelsLastAvx2::transpose8x8(block);
+    for (int i = 0; i < 8; ++i) columns[i] = scatter::Lanes8(block[i]);
+  }
+};
+
+using Scatter8 = scatter::LaneKernels<scatter::Lanes8, Transpose8>;
+
+}  // namespace
+
 const RowKernels* avx2_kernels() {
   using Kernels = InteriorRowKernels<Avx2>;
-  static const RowKernels kernels{"AVX2", &Kernels::forward, &Kernels::grid_grad, &Kernels::corners_row,
-                                  &ChannelsLastAvx2::to_channels_last, &ChannelsLastAvx2::forward, true,
-                                  &ThetaPartialsAvx2::rows};
+  static const RowKernels kernels{"AVX2",
+                                  &Kernels::forward,
+                                  &Kernels::grid_grad,
+                                  &Kernels::corners_row,
+                                  &ChannelsLastAvx2::to_channels_last,
+                                  &ChannelsLastAvx2::forward,
+                                  true,
+                                  &ThetaPartialsAvx2::rows,
+                                  {Scatter8::L, &Scatter8::scatter, &Scatter8::to_planes}};
   return &kernels;
 }
 

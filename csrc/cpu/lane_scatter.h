@@ -1,0 +1,204 @@
+// The scatter's inner loops (simd_scatter.cpp), written once over the type T that holds one
+// grad_input element: float (one channel, added straight into its plane), or a GCC vector of
+// L floats holding L channels of the element side by side in a lane buffer, (groups, band
+// elements, L). Each lane performs exactly the scalar operations of its channel.
+//
+// Included by the generic scatter (T = float, and 4 lanes) and by the AVX2 and AVX-512
+// translation units (8 and 16 lanes), each instantiating only its own types: no function is compiled twice, under
+// two instruction sets, for the linker to choose between.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "simd/affine_rows.h"
+
+namespace stn {
+namespace cpu {
+namespace scatter {
+
+// L channels of one element (GCC/Clang vector extension: element-wise IEEE operations).
+typedef float Lanes4 __attribute__((vector_size(4 * sizeof(float))));
+typedef float Lanes8 __attribute__((vector_size(8 * sizeof(float))));
+typedef float Lanes16 __attribute__((vector_size(16 * sizeof(float))));
+
+template <typename T>
+constexpr int64_t kLanesOf = int64_t(sizeof(T) / sizeof(float));
+
+// How many pixels ahead the scatter asks for the lines it will add to.
+constexpr int64_t kScatterAhead = 24;
+
+// The running sums of one 2x2 cell of a grad_input plane (T = float) or lane buffer
+// (T = lanes), held in registers while consecutive output pixels add to it. Every element
+// still receives the same additions in the same order as adding in memory. When the window
+// moves to a neighbouring cell, the corners the two cells share pass from register to
+// register: written back and read again at once they would wait on the store. Elements are
+// addressed by image offset r * W + c; plane[offset - origin] holds element offset.
+template <typename T>
+class HeldCell {
+ public:
+  HeldCell(T* plane, int64_t width, int64_t origin) : plane_(plane), width_(width), origin_(origin) {}
+
+  // Holds the cell whose north-west corner is element `base`.
+  void move_to(int64_t base) {
+    if (held_ && base == cell_) return;
+    const int64_t w = width_;
+    if (!held_) {
+      load(base, kAll);
+    } else if (base == cell_ + 1) {  // right: the east corners become the west ones
+      store(kWest);
+      corner_[kNorthWest] = corner_[kNorthEast], corner_[kSouthWest] = corner_[kSouthEast];
+      load(base, kEast);
+    } else if (base == cell_ + w) {  // down: the south corners become the north ones
+      store(kNorth);
+      corner_[kNorthWest] = corner_[kSouthWest], corner_[kNorthEast] = corner_[kSouthEast];
+      load(base, kSouth);
+    } else if (base == cell_ + w + 1) {  // down and right: south-east becomes north-west
+      store(kAll & ~(1 << kSouthEast));
+      corner_[kNorthWest] = corner_[kSouthEast];
+      load(base, kAll & ~(1 << kNorthWest));
+    } else if (base == cell_ + w - 1) {  // down and left: south-west becomes north-east
+      store(kAll & ~(1 << kSouthWest));
+      corner_[kNorthEast] = corner_[kSouthWest];
+      load(base, kAll & ~(1 << kNorthEast));
+    } else {
+      store(kAll);
+      load(base, kAll);
+    }
+    held_ = true;
+    cell_ = base;
+  }
+
+  void add(const simd::RowCorners& corners, int64_t wo, T value) {
+    for (int k = 0; k < 4; ++k) corner_[k] += corners.weight[k][wo] * value;
+  }
+
+  // Writes the sums back; nothing is held after.
+  void release() {
+    if (held_) store(kAll);
+    held_ = false;
+  }
+
+ private:
+  enum { kNorthWest, kNorthEast, kSouthWest, kSouthEast };
+  static constexpr int kAll = 15, kWest = 1 << kNorthWest | 1 << kSouthWest, kEast = kAll & ~kWest,
+                       kNorth = 1 << kNorthWest | 1 << kNorthEast, kSouth = kAll & ~kNorth;
+
+  T& at(int64_t element) { return plane_[element - origin_]; }
+  int64_t offset(int k) const { return (k & 1) + (k >> 1) * width_; }
+  void store(int which) {
+    for (int k = 0; k < 4; ++k)
+      if (which & (1 << k)) at(cell_ + offset(k)) = corner_[k];
+  }
+  void load(int64_t base, int which) {
+    for (int k = 0; k < 4; ++k)
+      if (which & (1 << k)) corner_[k] = at(base + offset(k));
+  }
+
+  T* plane_;
+  int64_t width_, origin_;
+  bool held_ = false;
+  int64_t cell_ = 0;
+  T corner_[4] = {};  // NW, NE, SW, SE
+};
+
+// A run of output pixels (whole rows, in raster order) into one plane (or lane buffer):
+// plane[corner - origin] += weight * g[wo], pixel by pixel. With `hold`, the cell of pixels
+// whose corners are all inside the image and band is held in registers (HeldCell); the other
+// pixels, and all of them without `hold`, add their corners straight to memory.
+template <typename T>
+void scatter_run(const simd::RowCorners& corners, int64_t count, int64_t width, int64_t origin, const T* g,
+                 T* plane, bool hold, bool prefetch) {
+  HeldCell<T> held(plane, width, origin);
+  for (int64_t wo = 0; wo < count; ++wo) {
+    // The cells of a rotated row lie on a diagonal of the image, where the hardware
+    // prefetchers do not follow.
+    if (prefetch && wo + kScatterAhead < count && corners.inside[wo + kScatterAhead] != 0) {
+      const T* ahead = plane + (corners.base[wo + kScatterAhead] - origin);
+      __builtin_prefetch(ahead, 1);
+      __builtin_prefetch(ahead + width, 1);
+    }
+    const int32_t bits = corners.inside[wo];
+    if (bits == 0) continue;
+    const int64_t base = corners.base[wo] - origin;
+    if (bits != 15 || !hold) {
+      held.release();
+      const T value = g[wo];
+      if (bits & 1) plane[base] += corners.weight[0][wo] * value;
+      if (bits & 2) plane[base + 1] += corners.weight[1][wo] * value;
+      if (bits & 4) plane[base + width] += corners.weight[2][wo] * value;
+      if (bits & 8) plane[base + width + 1] += corners.weight[3][wo] * value;
+      continue;
+    }
+    held.move_to(corners.base[wo]);
+    held.add(corners, wo, g[wo]);
+  }
+  held.release();
+}
+
+// L channels of one element from floats in memory, and back (any alignment).
+template <typename T>
+T load_lanes(const float* at) {
+  T value;
+  std::memcpy(&value, at, sizeof(T));
+  return value;
+}
+template <typename T>
+void store_lanes(float* at, T value) {
+  std::memcpy(at, &value, sizeof(T));
+}
+
+// The lane scatter of one level: T the lane vector, Transpose::run(T rows[L], T columns[L])
+// moving element j of rows[i] to element i of columns[j] (L channels of L consecutive
+// elements, exchanged between the plane layout and the lane layout). Its functions have
+// the types of simd::LaneScatter's.
+template <typename T, typename Transpose>
+struct LaneKernels {
+  static constexpr int64_t L = kLanesOf<T>;
+
+  // grad_output's pixels [0, count) of `lanes` channels (planes `plane` floats apart, from
+  // grad_block) as lanes, lanes past `lanes` zero: g[i][k] = channel k at pixel i.
+  static void planes_to_lanes(const float* grad_block, int64_t plane, int64_t lanes, int64_t count, T* g) {
+    int64_t i = 0;
+    if (lanes == L) {  // L pixels of the L channels at a time
+      for (; i + L <= count; i += L) {
+        T rows[L];
+        for (int64_t k = 0; k < L; ++k) rows[k] = load_lanes<T>(grad_block + k * plane + i);
+        Transpose::run(rows, g + i);
+      }
+    }
+    for (; i < count; ++i) {
+      T value = {};
+      for (int64_t k = 0; k < lanes; ++k) value[k] = grad_block[k * plane + i];
+      g[i] = value;
+    }
+  }
+
+  // simd::ScatterLanesFn: one group of channels over a block of output pixels.
+  static void scatter(const simd::RowCorners& corners, int64_t count, int64_t width, int64_t origin,
+                      const float* grad_block, int64_t out_plane, int64_t lanes, float* g, float* band, bool hold,
+                      bool prefetch) {
+    T* g_lanes = reinterpret_cast<T*>(g);
+    planes_to_lanes(grad_block, out_plane, lanes, count, g_lanes);
+    scatter_run<T>(corners, count, width, origin, g_lanes, reinterpret_cast<T*>(band), hold, prefetch);
+  }
+
+  // simd::LanesToPlanesFn: band[i][k] -> planes[k * plane + i] for i in [0, count), k < lanes.
+  static void to_planes(const float* band, int64_t lanes, int64_t count, float* planes, int64_t plane) {
+    const T* sums = reinterpret_cast<const T*>(band);
+    int64_t i = 0;
+    if (lanes == L) {
+      for (; i + L <= count; i += L) {
+        T columns[L];
+        Transpose::run(sums + i, columns);
+        for (int64_t k = 0; k < L; ++k) store_lanes<T>(planes + k * plane + i, columns[k]);
+      }
+    }
+    for (; i < count; ++i)
+      for (int64_t k = 0; k < lanes; ++k) planes[k * plane + i] = sums[i][k];
+  }
+};
+
+}  // namespace scatter
+}  // namespace cpu
+}  // namespace stn
