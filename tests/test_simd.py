@@ -1,7 +1,7 @@
 """The vectorized row kernels (csrc/cpu/simd/) equal the generic kernel bodies bit for bit.
 
-The CPU path sends float32 affine bilinear calls with zeros or border padding to AVX2 or
-AVX-512 row kernels chosen at run time; everything else, and the emulated device launch,
+The CPU path sends float32 affine bilinear calls (and grid_sample's forward) with zeros or
+border padding to AVX2 or AVX-512 row kernels chosen at run time; everything else, and the emulated device launch,
 runs the generic per-pixel bodies over stn/taps.h. Each test runs every SIMD level this CPU
 offers (set_simd_level) and compares the CPU result with the emulated launch, byte for byte:
 forward, grad_input and grad_theta, at shapes that exercise vector tails, the window and
@@ -249,6 +249,56 @@ def test_families_through_the_public_api(rng, simd_level):
         emulated = _core.spatial_transform(x, params, family.core_args(), None, False, 9, 11,
                                            BILINEAR, ZEROS, False, backend="emulated")
         assert_same_bits(out, emulated)
+
+
+def check_grid_sample(x, grid, padding, align):
+    args = (x, grid, BILINEAR, padding, align)
+    assert_same_bits(_core.grid_sample(*args), _core.grid_sample(*args, backend="emulated"))
+
+
+def affine_grid(theta, out_size):
+    """A smooth grid of a random affine map, (N, Ho, Wo, 2) float32."""
+    ho, wo = out_size
+    ys, xs = np.meshgrid(np.linspace(-1, 1, ho), np.linspace(-1, 1, wo), indexing="ij")
+    base = np.stack([xs, ys, np.ones_like(xs)], -1)  # (Ho, Wo, 3)
+    return np.einsum("hwk,nik->nhwi", base, theta).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_grid_sample_forward(rng, simd_level, shape):
+    # grid_sample's forward reads each pixel's point from the grid into the same kernels
+    # (AffineRow::grid): smooth grids (mostly interior vectors) and scattered ones (mostly
+    # masked), rows short (flat runs of whole rows) and long, every padding.
+    n, c, h, w, ho, wo = shape
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    smooth = affine_grid(random_theta(rng, n, np.float32).astype(np.float64), (ho, wo))
+    scattered = rng.uniform(-1.3, 1.3, (n, ho, wo, 2)).astype(np.float32)
+    for grid in (smooth, scattered):
+        for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
+            check_grid_sample(x, grid, padding, align)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_grid_sample_special_points(rng, simd_level, threads):
+    # Points on the image's edges and cell boundaries, just inside and outside them, NaN,
+    # +-Inf, huge and -0 coordinates, one per lane position; 12 channels (channel blocks).
+    previous = stn.get_num_threads()
+    stn.set_num_threads(threads)
+    try:
+        x = rng.standard_normal((2, 12, 9, 13)).astype(np.float32)
+        x[0, 3, 4, 5] = np.inf
+        special = np.array([-1, 1, -1 - 1 / 13, 1 + 1 / 9, 0, -0.0, np.nan, np.inf, -np.inf, 1e30, -1e30,
+                            np.nextafter(np.float32(1), np.float32(0)), np.nextafter(np.float32(-1), np.float32(0)),
+                            0.5, -0.75], np.float32)
+        for ho, wo in ((7, 150), (40, 17)):
+            grid = rng.uniform(-1, 1, (2, ho, wo, 2)).astype(np.float32)
+            picks = rng.integers(0, special.size, grid.shape)
+            use = rng.random(grid.shape) < 0.3
+            grid[use] = special[picks[use]]
+            for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
+                check_grid_sample(x, grid, padding, align)
+    finally:
+        stn.set_num_threads(previous)
 
 
 def test_level_selection():

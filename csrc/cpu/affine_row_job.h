@@ -12,21 +12,28 @@
 namespace stn {
 namespace cpu {
 
+// The row kernels in use, for a float32 call of this shape and these options; nullptr when
+// the call does not qualify (another mode or padding, sizes beyond the kernels' offsets, or
+// no SIMD level in use).
+inline const simd::RowKernels* row_kernels_for(const SamplerShape& shape, const SamplerOptions& options) {
+  const bool padding_ok = options.padding == Padding::Zeros ||
+                          (options.padding == Padding::Border && shape.in_height > 1 && shape.in_width > 1);
+  // Offsets are int32 (corners reach r * W + c + W + 1, r up to H + 2) and image sides must
+  // be exact floats; the kernels' compares rely on both.
+  const index_t kMaxSide = index_t(1) << 24;
+  const bool sizes_ok = shape.in_height < kMaxSide && shape.in_width < kMaxSide &&
+                        (shape.in_height + 4) * (shape.in_width + 4) < index_t(INT32_MAX);
+  if (options.mode != Interp::Bilinear || !padding_ok || !sizes_ok) return nullptr;
+  return simd::row_kernels();
+}
+
 // The affine map of one call, row by row, or none (kernels == nullptr) when the call does
 // not qualify for the row kernels.
 class AffineRows {
  public:
   AffineRows(const AffineCoords<float>& coords, const SamplerShape& shape, const SamplerOptions& options)
       : coords_(coords), shape_(shape), options_(options) {
-    const bool padding_ok = options.padding == Padding::Zeros ||
-                            (options.padding == Padding::Border && shape.in_height > 1 && shape.in_width > 1);
-    // Offsets are int32 (corners reach r * W + c + W + 1, r up to H + 2) and image sides must
-    // be exact floats; the kernels' compares rely on both.
-    const index_t kMaxSide = index_t(1) << 24;
-    const bool sizes_ok = shape.in_height < kMaxSide && shape.in_width < kMaxSide &&
-                          (shape.in_height + 4) * (shape.in_width + 4) < index_t(INT32_MAX);
-    if (options.mode != Interp::Bilinear || !padding_ok || !sizes_ok) return;
-    kernels_ = simd::row_kernels();
+    kernels_ = row_kernels_for(shape, options);
     if (kernels_ == nullptr) return;
     x_base_.resize(size_t(shape.out_width));
     for (index_t wo = 0; wo < shape.out_width; ++wo) x_base_[size_t(wo)] = coords.base.x(wo);
@@ -43,6 +50,9 @@ class AffineRows {
       }
     }
   }
+
+  // Rows narrower than this go to the kernels as flat runs (flat()).
+  static constexpr index_t kFlatBelowWidth = 64;
 
   const simd::RowKernels* kernels() const { return kernels_; }
   const float* x_base() const { return x_base_.data(); }
@@ -85,9 +95,7 @@ class AffineRows {
   AffineCoords<float> coords_;
   SamplerShape shape_;
   SamplerOptions options_;
-  // Rows narrower than this go to the kernels as flat runs, in planes of at most
-  // kFlatMaxPixels (x_flat_ and y_flat_ then take at most 512 KiB).
-  static constexpr index_t kFlatBelowWidth = 64;
+  // Flat runs in planes of at most this (x_flat_ and y_flat_ then take at most 512 KiB).
   static constexpr index_t kFlatMaxPixels = index_t(1) << 16;
 
   const simd::RowKernels* kernels_ = nullptr;

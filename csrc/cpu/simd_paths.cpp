@@ -134,6 +134,40 @@ bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
   return true;
 }
 
+// grid_sample's forward: the kernels read each pixel's point from the grid (AffineRow::grid)
+// over the same work items as the affine forward; short rows go as runs of whole rows.
+bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
+                        const ForwardPixel<float, Interp::Bilinear, GridCoords<float>>& body) {
+  const simd::RowKernels* kernels = row_kernels_for(body.shape, body.options);
+  if (kernels == nullptr) return false;
+  const SamplerShape& shape = body.shape;
+  const bool flat = out_width < AffineRows::kFlatBelowWidth;
+  const OutputTiles tiles(batch, out_height, out_width, flat ? out_width : OutputTiles::kStripWidth);
+  // Pixels [first, first + count) of row (n, ho) (or of the rows from ho on, in a flat run).
+  const auto run = [&](index_t n, index_t ho, index_t first, index_t count) {
+    const index_t pixel = ho * out_width + first;  // in image n's output plane
+    simd::AffineRow row{nullptr, nullptr, 0.0f, 0.0f, count, out_width, shape.in_height, shape.in_width,
+                        body.options.padding == Padding::Border, body.options.align_corners};
+    row.grid = body.coords.grid + (n * shape.out_plane() + pixel) * 2;
+    row.grid_pixels = shape.out_plane() - pixel;  // to the end of image n's grid
+    kernels->forward(row, simd::ConstPlanes{body.input + n * shape.channels * shape.in_plane(), shape.channels,
+                                            shape.in_plane()},
+                     body.output + n * shape.channels * shape.out_plane() + pixel, shape.out_plane());
+  };
+  parallel_for(tiles.count(), [&](index_t item) {
+    const OutputTiles::Tile tile = tiles.tile(item);
+    prefetch_small_image(simd::ConstPlanes{body.input + tile.n * shape.channels * shape.in_plane(), shape.channels,
+                                           shape.in_plane()});
+    if (flat) {
+      run(tile.n, tile.row_begin, 0, (tile.row_end - tile.row_begin) * out_width);
+      return;
+    }
+    for (index_t ho = tile.row_begin; ho < tile.row_end; ++ho)
+      run(tile.n, ho, tile.column_begin, tile.column_end - tile.column_begin);
+  }, tiles.min_items_to_split());
+  return true;
+}
+
 // CoefficientGradRow: the grid gradient of rows from the kernels, then the same double
 // accumulation in the same order (AffineCoords::accumulate over the base grid, a sum per
 // row: the kernels' theta_partials). Rows stay whole, so that order is the generic body's.

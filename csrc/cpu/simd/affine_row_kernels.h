@@ -85,12 +85,17 @@ struct AffineRowKernels {
   // taps.h bilinear_taps for the pixels of one vector.
   static Corners corners(const AffineRow& row, int64_t wo, M tail, int64_t row_begin, int64_t row_end) {
     Corners k;
-    // coords.h affine_point: theta[0] * x + theta[1] * y + theta[2], left to right.
-    const float* t = row.theta;
-    const F x_base = V::load(row.x_base + wo, tail);
-    const F y_base = row.y_base_at != nullptr ? V::load(row.y_base_at + wo, tail) : V::set(row.y_base);
-    const F grid_x = V::add(V::add(V::mul(V::set(t[0]), x_base), V::mul(V::set(t[1]), y_base)), V::set(t[2]));
-    const F grid_y = V::add(V::add(V::mul(V::set(t[3]), x_base), V::mul(V::set(t[4]), y_base)), V::set(t[5]));
+    F grid_x, grid_y;
+    if (row.grid != nullptr) {
+      V::load_pairs(row.grid + 2 * wo, row.out_width - wo, &grid_x, &grid_y);
+    } else {
+      // coords.h affine_point: theta[0] * x + theta[1] * y + theta[2], left to right.
+      const float* t = row.theta;
+      const F x_base = V::load(row.x_base + wo, tail);
+      const F y_base = row.y_base_at != nullptr ? V::load(row.y_base_at + wo, tail) : V::set(row.y_base);
+      grid_x = V::add(V::add(V::mul(V::set(t[0]), x_base), V::mul(V::set(t[1]), y_base)), V::set(t[2]));
+      grid_y = V::add(V::add(V::mul(V::set(t[3]), x_base), V::mul(V::set(t[4]), y_base)), V::set(t[5]));
+    }
     F x = source_pixel(grid_x, row.in_width, row.border, row.align_corners, &k.dx_dgrid);
     F y = source_pixel(grid_y, row.in_height, row.border, row.align_corners, &k.dy_dgrid);
     // coords.h within_tap_range; a point outside it (or NaN) has no taps. Zeroing its

@@ -38,6 +38,12 @@ struct AffineRow {
   bool border;          // border padding; zeros padding otherwise
   bool align_corners;
   const float* y_base_at = nullptr;  // (out_width): base grid y of each pixel of a flat run
+  // Or each pixel's own point, as grid_sample takes it: grid[2 * wo] = x, grid[2 * wo + 1] = y,
+  // in normalized coordinates. Then theta, x_base, y_base, y_step and y_base_at are unused.
+  const float* grid = nullptr;
+  // Points readable from grid on (out_width or more): the kernels read the points of pixels
+  // a few output rows (out_stride pixels each) ahead, to prefetch their input lines.
+  int64_t grid_pixels = 0;
 };
 
 // One image's planes: (channels, plane) floats, channel stride `plane`.

@@ -11,7 +11,8 @@
 // corners, one vector at a time.
 //
 // The last vector of a row may be partial (a tail). Its lanes past the row's end take base
-// grid x = 0, a point in the middle of the row (and y = 0 in a flat run of rows), and count
+// grid x = 0, a point in the middle of the row (and y = 0 in a flat run of rows; the point
+// (0, 0), the image's centre, with a grid), and count
 // in the interior test like the others, so that their corner reads stay inside the image;
 // their results are never stored.
 #pragma once
@@ -43,20 +44,18 @@ struct InteriorRowKernels {
     // run (flat), [1] holds theta[1] and theta[4], to multiply by each pixel's y_base.
     F theta_x[3], theta_y[3];
     bool flat;
+    bool grid;                 // points from AffineRow::grid: no theta, no input prefetch ahead
     F scale_x[3], scale_y[3];  // coords.h unnormalize as ((g + 1) * a - b) * c (see unnormalize_row)
     F d_x, d_y;                // d pixel / d grid
     F low_x, low_y, high_x, high_y;  // interior: low < x < high, low < y < high
     int32_t width;
     int64_t ahead;             // where a corner of this row lies kPrefetchRows rows later, minus
-                               // where it lies here: an offset into the plane
+                               // where it lies here: an offset into the plane (0 for a grid)
     int64_t out_ahead;         // an output pixel kOutputPrefetchRows rows down, minus this one
 
     explicit RowConstants(const AffineRow& row)
-        : flat(row.y_base_at != nullptr), width(int32_t(row.in_width)), out_ahead(kOutputPrefetchRows * row.out_stride) {
-      const float* t = row.theta;
-      const float y_base = flat ? 1.0f : row.y_base;
-      theta_x[0] = V::set(t[0]), theta_x[1] = V::set(t[1] * y_base), theta_x[2] = V::set(t[2]);
-      theta_y[0] = V::set(t[3]), theta_y[1] = V::set(t[4] * y_base), theta_y[2] = V::set(t[5]);
+        : flat(row.y_base_at != nullptr), grid(row.grid != nullptr), width(int32_t(row.in_width)),
+          out_ahead(kOutputPrefetchRows * row.out_stride) {
       unnormalize_row(row.in_width, row.align_corners, scale_x, &d_x);
       unnormalize_row(row.in_height, row.align_corners, scale_y, &d_y);
       // x >= 0 is x > -(the smallest denormal): no float lies between the two but -0.
@@ -64,6 +63,12 @@ struct InteriorRowKernels {
       low_x = low_y = low;
       high_x = V::set(float(row.in_width - 1));  // 0 for one column: nothing is interior
       high_y = V::set(float(row.in_height - 1));
+      ahead = 0;
+      if (grid) return;  // no theta: the points come from the grid
+      const float* t = row.theta;
+      const float y_base = flat ? 1.0f : row.y_base;
+      theta_x[0] = V::set(t[0]), theta_x[1] = V::set(t[1] * y_base), theta_x[2] = V::set(t[2]);
+      theta_y[0] = V::set(t[3]), theta_y[1] = V::set(t[4] * y_base), theta_y[2] = V::set(t[5]);
       // One output row down moves a sample by theta's y column times the base grid's step,
       // in normalized units; *(size / 2) in pixels (near enough with align_corners).
       const double rows = double(kPrefetchRows) * row.y_step;
@@ -113,6 +118,10 @@ struct InteriorRowKernels {
     F tx, ty;                            // position inside the 2x2 cell
     M lanes;                             // the lanes within the row
     alignas(64) int32_t north_west[16];  // r0 * W + c0 of each lane
+    // With a grid: r0 * W + c0 of each lane's pixel kPrefetchRows rows ahead, where the grid
+    // has it (ahead_known).
+    bool ahead_known;
+    alignas(64) int32_t north_west_ahead[16];
   };
 
   // The lines of the corners of the first and last lanes of each 8, kPrefetchRows rows later:
@@ -128,11 +137,15 @@ struct InteriorRowKernels {
   [[gnu::always_inline]] static void prefetch_ahead(const float* plane, const Interior& k, const RowConstants& r) {
     // Integer addresses: the lines ahead may lie outside the plane (past the last row), where
     // a prefetch is harmless but a pointer would not be.
+    // An affine row's corners ahead are its own shifted by r.ahead; a grid's are read from it.
+    if (r.grid && !k.ahead_known) return;
+    const int32_t* corner = r.grid ? k.north_west_ahead : k.north_west;
+    const int64_t shift = r.grid ? 0 : r.ahead;
     const uintptr_t at = reinterpret_cast<uintptr_t>(plane);
     const uintptr_t south = uintptr_t(r.width) * sizeof(float);
     for (int lane = 0; lane < V::kLanes; lane += 8) {
-      const uintptr_t first = at + uintptr_t(k.north_west[lane] + r.ahead) * sizeof(float);
-      const uintptr_t last = at + uintptr_t(k.north_west[lane + 7] + r.ahead) * sizeof(float);
+      const uintptr_t first = at + uintptr_t(corner[lane] + shift) * sizeof(float);
+      const uintptr_t last = at + uintptr_t(corner[lane + 7] + shift) * sizeof(float);
       __builtin_prefetch(reinterpret_cast<const void*>(first));
       __builtin_prefetch(reinterpret_cast<const void*>(first + south));
       __builtin_prefetch(reinterpret_cast<const void*>(last));
@@ -148,16 +161,23 @@ struct InteriorRowKernels {
   // interior; if so, their taps in *k, computed as AffineRowKernels::corners computes them.
   static bool interior(const RowConstants& r, const AffineRow& row, int64_t wo, Interior* k) {
     const M lanes = V::first(row.out_width - wo);
-    const F base = V::load(row.x_base + wo, lanes);  // 0 in the lanes past the end
-    F y_term_x = r.theta_x[1], y_term_y = r.theta_y[1];  // theta[1] * y, theta[4] * y
-    if (r.flat) {
-      const F y_base = V::load(row.y_base_at + wo, lanes);
-      y_term_x = V::mul(y_term_x, y_base);
-      y_term_y = V::mul(y_term_y, y_base);
+    F grid_x, grid_y;
+    if (r.grid) {
+      V::load_pairs(row.grid + 2 * wo, row.out_width - wo, &grid_x, &grid_y);  // (0, 0) past the end
+    } else {
+      const F base = V::load(row.x_base + wo, lanes);  // 0 in the lanes past the end
+      F y_term_x = r.theta_x[1], y_term_y = r.theta_y[1];  // theta[1] * y, theta[4] * y
+      if (r.flat) {
+        const F y_base = V::load(row.y_base_at + wo, lanes);
+        y_term_x = V::mul(y_term_x, y_base);
+        y_term_y = V::mul(y_term_y, y_base);
+      }
+      // coords.h affine_point: theta[0] * x + theta[1] * y + theta[2], left to right.
+      grid_x = V::add(V::add(V::mul(r.theta_x[0], base), y_term_x), r.theta_x[2]);
+      grid_y = V::add(V::add(V::mul(r.theta_y[0], base), y_term_y), r.theta_y[2]);
     }
-    // coords.h affine_point: theta[0] * x + theta[1] * y + theta[2], left to right.
-    const F x = pixel(V::add(V::add(V::mul(r.theta_x[0], base), y_term_x), r.theta_x[2]), r.scale_x);
-    const F y = pixel(V::add(V::add(V::mul(r.theta_y[0], base), y_term_y), r.theta_y[2]), r.scale_y);
+    const F x = pixel(grid_x, r.scale_x);
+    const F y = pixel(grid_y, r.scale_y);
     // Ordered compares: false for NaN.
     const M inside = V::both(V::both(V::gt(x, r.low_x), V::lt(x, r.high_x)),
                              V::both(V::gt(y, r.low_y), V::lt(y, r.high_y)));
@@ -173,7 +193,21 @@ struct InteriorRowKernels {
     k->weight[1] = V::mul(k->tx, up);
     k->weight[2] = V::mul(left, k->ty);
     k->weight[3] = V::mul(k->tx, k->ty);
+    if (r.grid) grid_ahead(r, row, wo, k);
     return true;
+  }
+
+  // Interior::north_west_ahead of the vector from wo: the cells of the pixels kPrefetchRows
+  // output rows further on, from their grid points (floor of any float, NaN and huge ones
+  // too, converts to some int32: only a prefetch address, harmless wherever it points).
+  static void grid_ahead(const RowConstants& r, const AffineRow& row, int64_t wo, Interior* k) {
+    const int64_t ahead = wo + kPrefetchRows * row.out_stride;
+    k->ahead_known = ahead + V::kLanes <= row.grid_pixels;
+    if (!k->ahead_known) return;
+    F grid_x, grid_y;
+    V::load_pairs(row.grid + 2 * ahead, V::kLanes, &grid_x, &grid_y);
+    const F column = V::floor(pixel(grid_x, r.scale_x)), line = V::floor(pixel(grid_y, r.scale_y));
+    V::store_int(k->north_west_ahead, V::mul_add(V::to_int(line), r.width, V::to_int(column)), V::first(V::kLanes));
   }
 
   // point_ops.h gather_point, every channel; a vector at a time, channels innermost.

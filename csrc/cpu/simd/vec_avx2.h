@@ -67,6 +67,18 @@ struct Avx2 {
       _mm256_maskstore_epi32(p, _mm256_castps_si256(m), v);
   }
 
+  // The first min(n, 8) (x, y) pairs from p as a vector of x and one of y, 0 in the other
+  // lanes (reading nothing there).
+  static void load_pairs(const float* p, int64_t n, F* x, F* y) {
+    const F a = load(p, first(2 * n)), b = load(p + kLanes, first(2 * n - kLanes));
+    // shuffle_ps leaves pairs of lanes in the order 0 1 4 5 | 2 3 6 7; the 64-bit permute
+    // puts them back.
+    const __m256d even = _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+    const __m256d odd = _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+    *x = _mm256_castpd_ps(_mm256_permute4x64_pd(even, _MM_SHUFFLE(3, 1, 2, 0)));
+    *y = _mm256_castpd_ps(_mm256_permute4x64_pd(odd, _MM_SHUFFLE(3, 1, 2, 0)));
+  }
+
   static F gather(const float* base, I offset, M m) {
     return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, offset, m, 4);
   }

@@ -16,8 +16,8 @@ struct Avx512 {
   using I = __m512i;
   using M = __mmask16;
 
-  // The first min(n, 16) lanes.
-  static M first(int64_t n) { return n >= kLanes ? M(0xFFFF) : M((1u << unsigned(n)) - 1u); }
+  // The first min(n, 16) lanes (none for n <= 0).
+  static M first(int64_t n) { return n >= kLanes ? M(0xFFFF) : n <= 0 ? M(0) : M((1u << unsigned(n)) - 1u); }
   static M both(M a, M b) { return M(a & b); }
   static M either(M a, M b) { return M(a | b); }
   static M neither(M a, M b) { return M(~(a | b)); }
@@ -50,6 +50,15 @@ struct Avx512 {
   static I plus(I a, int32_t k) { return _mm512_add_epi32(a, _mm512_set1_epi32(k)); }
   static I load_int(const int32_t* p) { return _mm512_loadu_si512(p); }
   static void store_int(int32_t* p, I v, M m) { _mm512_mask_storeu_epi32(p, m, v); }
+
+  // The first min(n, 16) (x, y) pairs from p as a vector of x and one of y, 0 in the other
+  // lanes (reading nothing there).
+  static void load_pairs(const float* p, int64_t n, F* x, F* y) {
+    const F a = load(p, first(2 * n)), b = load(p + kLanes, first(2 * n - kLanes));
+    const I even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    *x = _mm512_permutex2var_ps(a, even, b);
+    *y = _mm512_permutex2var_ps(a, _mm512_add_epi32(even, _mm512_set1_epi32(1)), b);
+  }
 
   // base[offset] in lanes of m, 0 elsewhere (those lanes read no memory).
   static F gather(const float* base, I offset, M m) {
