@@ -1,7 +1,7 @@
 """The vectorized row kernels (csrc/cpu/simd/) equal the generic kernel bodies bit for bit.
 
-The CPU path sends float32 affine bilinear calls (and grid_sample's forward) with zeros or
-border padding to AVX2 or AVX-512 row kernels chosen at run time; everything else, and the emulated device launch,
+The CPU path sends float32 affine bilinear calls (and grid_sample's) with zeros or border
+padding to AVX2 or AVX-512 row kernels chosen at run time; everything else, and the emulated device launch,
 runs the generic per-pixel bodies over stn/taps.h. Each test runs every SIMD level this CPU
 offers (set_simd_level) and compares the CPU result with the emulated launch, byte for byte:
 forward, grad_input and grad_theta, at shapes that exercise vector tails, the window and
@@ -251,9 +251,12 @@ def test_families_through_the_public_api(rng, simd_level):
         assert_same_bits(out, emulated)
 
 
-def check_grid_sample(x, grid, padding, align):
+def check_grid_sample(x, grid, padding, align, grad_output):
     args = (x, grid, BILINEAR, padding, align)
     assert_same_bits(_core.grid_sample(*args), _core.grid_sample(*args, backend="emulated"))
+    for input_grad in (True, False):
+        back = (grad_output, x, grid, BILINEAR, padding, align, input_grad)
+        assert_same_bits(_core.grid_sample_backward(*back), _core.grid_sample_backward(*back, backend="emulated"))
 
 
 def affine_grid(theta, out_size):
@@ -265,17 +268,19 @@ def affine_grid(theta, out_size):
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_grid_sample_forward(rng, simd_level, shape):
-    # grid_sample's forward reads each pixel's point from the grid into the same kernels
-    # (AffineRow::grid): smooth grids (mostly interior vectors) and scattered ones (mostly
-    # masked), rows short (flat runs of whole rows) and long, every padding.
+def test_grid_sample_path(rng, simd_level, shape):
+    # grid_sample reads each pixel's point from the grid into the same kernels
+    # (AffineRow::grid) for its forward, grad_grid and grad_input: smooth grids (mostly
+    # interior vectors) and scattered ones (mostly masked), rows short (runs of whole rows)
+    # and long, every padding.
     n, c, h, w, ho, wo = shape
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    grad_output = rng.standard_normal((n, c, ho, wo)).astype(np.float32)
     smooth = affine_grid(random_theta(rng, n, np.float32).astype(np.float64), (ho, wo))
     scattered = rng.uniform(-1.3, 1.3, (n, ho, wo, 2)).astype(np.float32)
     for grid in (smooth, scattered):
         for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
-            check_grid_sample(x, grid, padding, align)
+            check_grid_sample(x, grid, padding, align, grad_output)
 
 
 @pytest.mark.parametrize("threads", [1, 3])
@@ -295,8 +300,10 @@ def test_grid_sample_special_points(rng, simd_level, threads):
             picks = rng.integers(0, special.size, grid.shape)
             use = rng.random(grid.shape) < 0.3
             grid[use] = special[picks[use]]
+            grad_output = rng.standard_normal((2, 12, ho, wo)).astype(np.float32)
+            grad_output[1, 2, 3, :5] = np.inf
             for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
-                check_grid_sample(x, grid, padding, align)
+                check_grid_sample(x, grid, padding, align, grad_output)
     finally:
         stn.set_num_threads(previous)
 

@@ -134,37 +134,72 @@ bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
   return true;
 }
 
-// grid_sample's forward: the kernels read each pixel's point from the grid (AffineRow::grid)
+namespace {
+
+// Image n of a (N, C, H, W) input.
+simd::ConstPlanes image_planes(const float* input, const SamplerShape& shape, index_t n) {
+  return simd::ConstPlanes{input + n * shape.channels * shape.in_plane(), shape.channels, shape.in_plane()};
+}
+
+// grid_sample on the row kernels: each pixel's point is read from the grid (AffineRow::grid),
 // over the same work items as the affine forward; short rows go as runs of whole rows.
-bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
-                        const ForwardPixel<float, Interp::Bilinear, GridCoords<float>>& body) {
-  const simd::RowKernels* kernels = row_kernels_for(body.shape, body.options);
-  if (kernels == nullptr) return false;
-  const SamplerShape& shape = body.shape;
+// fn(n, pixel, count, row) for each run: pixels [pixel, pixel + count) of image n's output
+// plane, and the AffineRow of their points.
+template <typename Fn>
+void for_each_grid_run(const GridCoords<float>& coords, const float* input, const SamplerShape& shape,
+                       const SamplerOptions& options, const Fn& fn) {
+  const index_t out_width = shape.out_width;
   const bool flat = out_width < AffineRows::kFlatBelowWidth;
-  const OutputTiles tiles(batch, out_height, out_width, flat ? out_width : OutputTiles::kStripWidth);
-  // Pixels [first, first + count) of row (n, ho) (or of the rows from ho on, in a flat run).
-  const auto run = [&](index_t n, index_t ho, index_t first, index_t count) {
-    const index_t pixel = ho * out_width + first;  // in image n's output plane
+  const OutputTiles tiles(shape.batch, shape.out_height, out_width, flat ? out_width : OutputTiles::kStripWidth);
+  const auto run = [&](index_t n, index_t pixel, index_t count) {
     simd::AffineRow row{nullptr, nullptr, 0.0f, 0.0f, count, out_width, shape.in_height, shape.in_width,
-                        body.options.padding == Padding::Border, body.options.align_corners};
-    row.grid = body.coords.grid + (n * shape.out_plane() + pixel) * 2;
+                        options.padding == Padding::Border, options.align_corners};
+    row.grid = coords.grid + (n * shape.out_plane() + pixel) * 2;
     row.grid_pixels = shape.out_plane() - pixel;  // to the end of image n's grid
-    kernels->forward(row, simd::ConstPlanes{body.input + n * shape.channels * shape.in_plane(), shape.channels,
-                                            shape.in_plane()},
-                     body.output + n * shape.channels * shape.out_plane() + pixel, shape.out_plane());
+    fn(n, pixel, count, row);
   };
   parallel_for(tiles.count(), [&](index_t item) {
     const OutputTiles::Tile tile = tiles.tile(item);
-    prefetch_small_image(simd::ConstPlanes{body.input + tile.n * shape.channels * shape.in_plane(), shape.channels,
-                                           shape.in_plane()});
+    prefetch_small_image(image_planes(input, shape, tile.n));
     if (flat) {
-      run(tile.n, tile.row_begin, 0, (tile.row_end - tile.row_begin) * out_width);
+      run(tile.n, tile.row_begin * out_width, (tile.row_end - tile.row_begin) * out_width);
       return;
     }
     for (index_t ho = tile.row_begin; ho < tile.row_end; ++ho)
-      run(tile.n, ho, tile.column_begin, tile.column_end - tile.column_begin);
+      run(tile.n, ho * out_width + tile.column_begin, tile.column_end - tile.column_begin);
   }, tiles.min_items_to_split());
+}
+
+}  // namespace
+
+bool simd_launch_pixels(index_t, index_t, index_t, const ForwardPixel<float, Interp::Bilinear, GridCoords<float>>& body) {
+  const simd::RowKernels* kernels = row_kernels_for(body.shape, body.options);
+  if (kernels == nullptr) return false;
+  const SamplerShape& shape = body.shape;
+  for_each_grid_run(body.coords, body.input, shape, body.options, [&](index_t n, index_t pixel, index_t, const simd::AffineRow& row) {
+    kernels->forward(row, image_planes(body.input, shape, n), body.output + n * shape.channels * shape.out_plane() + pixel,
+                     shape.out_plane());
+  });
+  return true;
+}
+
+// grad_grid: the kernels' d loss / d grid of a run, interleaved into (x, y) pairs.
+bool simd_launch_pixels(index_t, index_t, index_t, const GridGradPixel<float, Interp::Bilinear>& body) {
+  const simd::RowKernels* kernels = row_kernels_for(body.shape, body.options);
+  if (kernels == nullptr) return false;
+  const SamplerShape& shape = body.shape;
+  for_each_grid_run(body.coords, body.input, shape, body.options, [&](index_t n, index_t pixel, index_t count, const simd::AffineRow& row) {
+    thread_local std::vector<float> grad_x, grad_y;
+    grad_x.resize(size_t(count));
+    grad_y.resize(size_t(count));
+    kernels->grid_grad(row, image_planes(body.input, shape, n), body.grad_output + n * shape.channels * shape.out_plane() + pixel,
+                       shape.out_plane(), grad_x.data(), grad_y.data());
+    float* grad_grid = body.grad_grid + (n * shape.out_plane() + pixel) * 2;
+    for (index_t i = 0; i < count; ++i) {
+      grad_grid[2 * i] = grad_x[size_t(i)];
+      grad_grid[2 * i + 1] = grad_y[size_t(i)];
+    }
+  });
   return true;
 }
 

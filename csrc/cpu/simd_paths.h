@@ -1,6 +1,6 @@
 // Where the CPU executor hands work to the vectorized row kernels (simd/affine_rows.h): the
 // fused forward, the fused grad_theta rows and the grad_input scatter of an affine map, and
-// grid_sample's forward, with float32 bilinear sampling and zeros or border padding. Each returns false, having done
+// grid_sample's forward, grad_grid and grad_input, with float32 bilinear sampling and zeros or border padding. Each returns false, having done
 // nothing, when the call does not qualify (another type, mode, padding or map, sizes beyond
 // the kernels' 32-bit offsets, or no SIMD level in use); the caller then runs the generic
 // bodies, which give the same bits.
@@ -20,6 +20,9 @@ bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
 bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
                         const ForwardPixel<float, Interp::Bilinear, GridCoords<float>>& body);
 
+bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
+                        const GridGradPixel<float, Interp::Bilinear>& body);
+
 template <typename Body>
 bool simd_launch(index_t, const Body&) {
   return false;
@@ -31,6 +34,9 @@ bool simd_scatter_grad_input(const Coords&, const T*, const SamplerShape&, const
   return false;
 }
 bool simd_scatter_grad_input(const AffineCoords<float>& coords, const float* grad_output,
+                             const SamplerShape& shape, const SamplerOptions& options,
+                             float* grad_input);
+bool simd_scatter_grad_input(const GridCoords<float>& coords, const float* grad_output,
                              const SamplerShape& shape, const SamplerOptions& options,
                              float* grad_input);
 

@@ -99,19 +99,66 @@ struct ScatterBuffers {
   }
 };
 
-}  // namespace
+// Where the corners come from: an affine map's rows (AffineRows), or grid_sample's grid.
+// corners(n, first, count, ...) fills `out` with the corners of output rows [first, first +
+// count) of image n, pixel after pixel.
+class AffineCorners {
+ public:
+  AffineCorners(const AffineCoords<float>& coords, const SamplerShape& shape, const SamplerOptions& options)
+      : coords_(coords), shape_(shape), rows_(coords, shape, options) {}
+  const simd::RowKernels* kernels() const { return rows_.kernels(); }
+  bool hold(index_t n) const { return hold_cells(coords_, shape_, n); }
+  void corners(index_t n, index_t first, index_t count, index_t row_begin, index_t row_end,
+               ScatterBuffers& buffers, size_t block) const {
+    if (rows_.flat()) {
+      kernels()->corners(rows_.flat_run(n, first, first + count), row_begin, row_end, buffers.corners(0, block));
+      return;
+    }
+    for (index_t r = 0; r < count; ++r)
+      kernels()->corners(rows_.row(n, first + r), row_begin, row_end, buffers.corners(r * shape_.out_width, block));
+  }
 
-// scatter_point over the row's corners. One work item per (image, band of input rows): the
+ private:
+  AffineCoords<float> coords_;
+  SamplerShape shape_;
+  AffineRows rows_;
+};
+
+class GridCorners {
+ public:
+  GridCorners(const GridCoords<float>& coords, const SamplerShape& shape, const SamplerOptions& options)
+      : coords_(coords), shape_(shape), options_(options), kernels_(row_kernels_for(shape, options)) {}
+  const simd::RowKernels* kernels() const { return kernels_; }
+  bool hold(index_t) const { return false; }  // a grid may jump anywhere: add to memory
+  void corners(index_t n, index_t first, index_t count, index_t row_begin, index_t row_end,
+               ScatterBuffers& buffers, size_t block) const {
+    // The block's rows as one run of pixels, each with its own point.
+    const index_t pixel = first * shape_.out_width;
+    simd::AffineRow run{nullptr, nullptr, 0.0f, 0.0f, count * shape_.out_width, shape_.out_width,
+                        shape_.in_height, shape_.in_width, options_.padding == Padding::Border,
+                        options_.align_corners};
+    run.grid = coords_.grid + (n * shape_.out_plane() + pixel) * 2;
+    run.grid_pixels = run.out_width;  // no prefetching ahead: the scatter prefetches its own
+    kernels()->corners(run, row_begin, row_end, buffers.corners(0, block));
+  }
+
+ private:
+  GridCoords<float> coords_;
+  SamplerShape shape_;
+  SamplerOptions options_;
+  const simd::RowKernels* kernels_;
+};
+
+// scatter_point over the corners. One work item per (image, band of input rows): the
 // corners of a block of output rows, then every channel of the block.
-bool simd_scatter_grad_input(const AffineCoords<float>& coords, const float* grad_output,
-                             const SamplerShape& shape, const SamplerOptions& options,
-                             float* grad_input) {
-  const AffineRows rows(coords, shape, options);
-  if (rows.kernels() == nullptr) return false;
+template <typename Corners>
+bool scatter_grad_input(const Corners& source, const float* grad_output, const SamplerShape& shape,
+                        float* grad_input) {
+  if (source.kernels() == nullptr) return false;
   const index_t width = shape.in_width, out_width = shape.out_width, channels = shape.channels;
   const index_t in_plane = shape.in_plane(), out_plane = shape.out_plane();
   const simd::LaneScatter& lane_kernels =
-      channels > kScatter4.lanes && rows.kernels()->wide_scatter.lanes > 0 ? rows.kernels()->wide_scatter : kScatter4;
+      channels > kScatter4.lanes && source.kernels()->wide_scatter.lanes > 0 ? source.kernels()->wide_scatter : kScatter4;
   const index_t lanes_per_group = lane_kernels.lanes;
   const index_t groups = (channels + lanes_per_group - 1) / lanes_per_group;
   const bool by_lanes = channels > 1;  // one channel: straight into the plane
@@ -133,18 +180,14 @@ bool simd_scatter_grad_input(const AffineCoords<float>& coords, const float* gra
       lane_band = lane_floats(buffers.lanes, size_t(groups) * group_floats, /*zero=*/true);
       g = lane_floats(buffers.g, block * size_t(lanes_per_group), /*zero=*/false);
     }
-    const bool hold = hold_cells(coords, shape, n);
+    const bool hold = source.hold(n);
     // A small band was zeroed (or its lane buffer assigned) just now and is still in L1.
     const bool prefetch = size_t(band * (by_lanes ? groups * lanes_per_group : 1)) * sizeof(float) > kCachedBandBytes;
     float* image = grad_input + n * channels * in_plane;
     const float* grad_image = grad_output + n * channels * out_plane;
     for (index_t first = 0; first < shape.out_height; first += block_rows) {
       const index_t rows_here = std::min(block_rows, shape.out_height - first);
-      if (rows.flat())
-        rows.kernels()->corners(rows.flat_run(n, first, first + rows_here), row_begin, row_end, buffers.corners(0, block));
-      else
-        for (index_t r = 0; r < rows_here; ++r)
-          rows.kernels()->corners(rows.row(n, first + r), row_begin, row_end, buffers.corners(r * out_width, block));
+      source.corners(n, first, rows_here, row_begin, row_end, buffers, block);
       const simd::RowCorners corners = buffers.corners(0, block);
       // The block's rows are consecutive in grad_output too: one raster run of pixels.
       const index_t count = rows_here * out_width;
@@ -171,6 +214,18 @@ bool simd_scatter_grad_input(const AffineCoords<float>& coords, const float* gra
     if (buffers.lanes.capacity() * sizeof(LaneStorage) > kKeptLaneBytes) std::vector<LaneStorage>().swap(buffers.lanes);
   }, /*zero_bands=*/!by_lanes);
   return true;
+}
+
+}  // namespace
+
+bool simd_scatter_grad_input(const AffineCoords<float>& coords, const float* grad_output,
+                             const SamplerShape& shape, const SamplerOptions& options, float* grad_input) {
+  return scatter_grad_input(AffineCorners(coords, shape, options), grad_output, shape, grad_input);
+}
+
+bool simd_scatter_grad_input(const GridCoords<float>& coords, const float* grad_output,
+                             const SamplerShape& shape, const SamplerOptions& options, float* grad_input) {
+  return scatter_grad_input(GridCorners(coords, shape, options), grad_output, shape, grad_input);
 }
 
 }  // namespace cpu
