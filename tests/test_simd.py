@@ -308,6 +308,21 @@ def test_grid_sample_special_points(rng, simd_level, threads):
         stn.set_num_threads(previous)
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_affine_grid_points(rng, simd_level, shared):
+    # affine_grid's points come from the kernels (grid_points), rows one by one or, when
+    # short, as runs of whole rows: tails, 1-pixel sides, non-finite and huge theta entries.
+    theta = random_theta(rng, 4, np.float32)
+    theta[1, 0, 1] = np.nan
+    theta[2, 1, 2] = np.inf
+    theta[3, 0, 0] = 1e30
+    for height, width in ((1, 1), (7, 13), (28, 28), (5, 130), (64, 1)):
+        for align in (False, True):
+            params = theta[0] if shared else theta
+            args = (params, AFFINE, None, shared, 4, height, width, align)
+            assert_same_bits(_core.transform_grid(*args), _core.transform_grid(*args, backend="emulated"))
+
+
 def test_level_selection():
     assert _core.set_simd_level("off")
     assert _core.simd_level() == "off"

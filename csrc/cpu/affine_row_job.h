@@ -55,6 +55,7 @@ class AffineRows {
   static constexpr index_t kFlatBelowWidth = 64;
 
   const simd::RowKernels* kernels() const { return kernels_; }
+  index_t out_width() const { return shape_.out_width; }
   const float* x_base() const { return x_base_.data(); }
 
   // Whether rows are handed to the kernels as flat runs (flat_run) rather than one by one.

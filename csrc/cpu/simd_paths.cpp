@@ -106,6 +106,32 @@ void prefetch_small_image(simd::ConstPlanes image) {
 
 }  // namespace
 
+namespace {
+
+// The affine map's runs over the work items of `tiles`: on_tile(tile) as each item starts,
+// then on_run(n, pixel, row) for each run of pixels of image n's output plane from `pixel`
+// on (a row of a strip, or a flat run of the tile's rows), `row` its AffineRow.
+template <typename OnTile, typename OnRun>
+void for_each_affine_run(const AffineRows& rows, const OutputTiles& tiles, const OnTile& on_tile, const OnRun& on_run) {
+  parallel_for(tiles.count(), [&](index_t item) {
+    const OutputTiles::Tile tile = tiles.tile(item);
+    on_tile(tile);
+    const index_t out_width = rows.out_width();
+    if (rows.flat()) {
+      on_run(tile.n, tile.row_begin * out_width, rows.flat_run(tile.n, tile.row_begin, tile.row_end));
+      return;
+    }
+    for (index_t ho = tile.row_begin; ho < tile.row_end; ++ho) {
+      simd::AffineRow row = rows.row(tile.n, ho);
+      row.x_base += tile.column_begin;
+      row.out_width = tile.column_end - tile.column_begin;
+      on_run(tile.n, ho * out_width + tile.column_begin, row);
+    }
+  }, tiles.min_items_to_split());
+}
+
+}  // namespace
+
 bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
                         const ForwardPixel<float, Interp::Bilinear, AffineCoords<float>>& body) {
   const AffineRows rows(body.coords, body.shape, body.options);
@@ -114,23 +140,30 @@ bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
     launch_channels_last(rows, batch, body);
     return true;
   }
+  const index_t channels = body.shape.channels, out_plane = body.shape.out_plane();
   const OutputTiles tiles(batch, out_height, out_width, rows.flat() ? out_width : OutputTiles::kStripWidth);
-  parallel_for(tiles.count(), [&](index_t item) {
-    const OutputTiles::Tile tile = tiles.tile(item);
-    prefetch_small_image(rows.image(body.input, tile.n));
-    if (rows.flat()) {
-      rows.kernels()->forward(rows.flat_run(tile.n, tile.row_begin, tile.row_end), rows.image(body.input, tile.n),
-                              body.output + rows.out_row(tile.n, tile.row_begin), body.shape.out_plane());
-      return;
-    }
-    for (index_t ho = tile.row_begin; ho < tile.row_end; ++ho) {
-      simd::AffineRow row = rows.row(tile.n, ho);
-      row.x_base += tile.column_begin;
-      row.out_width = tile.column_end - tile.column_begin;
-      rows.kernels()->forward(row, rows.image(body.input, tile.n),
-                              body.output + rows.out_row(tile.n, ho) + tile.column_begin, body.shape.out_plane());
-    }
-  }, tiles.min_items_to_split());
+  for_each_affine_run(
+      rows, tiles, [&](const OutputTiles::Tile& tile) { prefetch_small_image(rows.image(body.input, tile.n)); },
+      [&](index_t n, index_t pixel, const simd::AffineRow& row) {
+        rows.kernels()->forward(row, rows.image(body.input, n), body.output + n * channels * out_plane + pixel,
+                                out_plane);
+      });
+  return true;
+}
+
+// affine_grid: the kernels' points, run by run, over the forward's work items.
+bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
+                        const MapGridPixel<float, AffineCoords<float>>& body) {
+  // The rows of the map need no image: one of 1 x 1 pixel stands in for the sampler's.
+  const SamplerShape shape{batch, 1, 1, 1, out_height, out_width};
+  const AffineRows rows(body.coords, shape, SamplerOptions{Interp::Bilinear, Padding::Zeros, body.coords.base.align_corners});
+  if (rows.kernels() == nullptr) return false;
+  const OutputTiles tiles(batch, out_height, out_width, rows.flat() ? out_width : OutputTiles::kStripWidth);
+  for_each_affine_run(
+      rows, tiles, [](const OutputTiles::Tile&) {},
+      [&](index_t n, index_t pixel, const simd::AffineRow& row) {
+        rows.kernels()->grid_points(row, body.grid + (n * shape.out_plane() + pixel) * 2);
+      });
   return true;
 }
 

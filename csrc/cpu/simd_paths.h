@@ -1,6 +1,7 @@
 // Where the CPU executor hands work to the vectorized row kernels (simd/affine_rows.h): the
 // fused forward, the fused grad_theta rows and the grad_input scatter of an affine map, and
-// grid_sample's forward, grad_grid and grad_input, with float32 bilinear sampling and zeros or border padding. Each returns false, having done
+// grid_sample's forward, grad_grid and grad_input, with float32 bilinear sampling and zeros
+// or border padding; and affine_grid's points (float32). Each returns false, having done
 // nothing, when the call does not qualify (another type, mode, padding or map, sizes beyond
 // the kernels' 32-bit offsets, or no SIMD level in use); the caller then runs the generic
 // bodies, which give the same bits.
@@ -22,6 +23,8 @@ bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
 
 bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
                         const GridGradPixel<float, Interp::Bilinear>& body);
+bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
+                        const MapGridPixel<float, AffineCoords<float>>& body);
 
 template <typename Body>
 bool simd_launch(index_t, const Body&) {

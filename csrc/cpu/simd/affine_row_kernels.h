@@ -82,20 +82,33 @@ struct AffineRowKernels {
     return V::select(low, V::zero(), V::select(high, V::set(last), x));
   }
 
+  // coords.h affine_point of the pixels of one vector: theta[0] * x + theta[1] * y + theta[2],
+  // left to right, at each pixel's base grid point.
+  static void affine_points(const AffineRow& row, int64_t wo, M tail, F* grid_x, F* grid_y) {
+    const float* t = row.theta;
+    const F x_base = V::load(row.x_base + wo, tail);
+    const F y_base = row.y_base_at != nullptr ? V::load(row.y_base_at + wo, tail) : V::set(row.y_base);
+    *grid_x = V::add(V::add(V::mul(V::set(t[0]), x_base), V::mul(V::set(t[1]), y_base)), V::set(t[2]));
+    *grid_y = V::add(V::add(V::mul(V::set(t[3]), x_base), V::mul(V::set(t[4]), y_base)), V::set(t[5]));
+  }
+
+  // affine_grid: the points of the row, as (x, y) pairs into grid (affine_rows.h GridPointsFn).
+  static void grid_points(const AffineRow& row, float* grid) {
+    for (int64_t wo = 0; wo < row.out_width; wo += V::kLanes) {
+      F grid_x, grid_y;
+      affine_points(row, wo, V::first(row.out_width - wo), &grid_x, &grid_y);
+      V::store_pairs(grid + 2 * wo, row.out_width - wo, grid_x, grid_y);
+    }
+  }
+
   // taps.h bilinear_taps for the pixels of one vector.
   static Corners corners(const AffineRow& row, int64_t wo, M tail, int64_t row_begin, int64_t row_end) {
     Corners k;
     F grid_x, grid_y;
-    if (row.grid != nullptr) {
+    if (row.grid != nullptr)
       V::load_pairs(row.grid + 2 * wo, row.out_width - wo, &grid_x, &grid_y);
-    } else {
-      // coords.h affine_point: theta[0] * x + theta[1] * y + theta[2], left to right.
-      const float* t = row.theta;
-      const F x_base = V::load(row.x_base + wo, tail);
-      const F y_base = row.y_base_at != nullptr ? V::load(row.y_base_at + wo, tail) : V::set(row.y_base);
-      grid_x = V::add(V::add(V::mul(V::set(t[0]), x_base), V::mul(V::set(t[1]), y_base)), V::set(t[2]));
-      grid_y = V::add(V::add(V::mul(V::set(t[3]), x_base), V::mul(V::set(t[4]), y_base)), V::set(t[5]));
-    }
+    else
+      affine_points(row, wo, tail, &grid_x, &grid_y);
     F x = source_pixel(grid_x, row.in_width, row.border, row.align_corners, &k.dx_dgrid);
     F y = source_pixel(grid_y, row.in_height, row.border, row.align_corners, &k.dy_dgrid);
     // coords.h within_tap_range; a point outside it (or NaN) has no taps. Zeroing its

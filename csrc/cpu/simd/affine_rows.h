@@ -102,6 +102,10 @@ struct LaneScatter {
   LanesToPlanesFn to_planes;
 };
 
+// affine_grid: grid[2 * wo], grid[2 * wo + 1] = the point (x, y) of each pixel of the row
+// (or flat run), as coords.h affine_point computes it.
+using GridPointsFn = void (*)(const AffineRow& row, float* grid);
+
 struct RowKernels {
   const char* name;  // "AVX-512", "AVX2"
   ForwardRowFn forward;
@@ -115,6 +119,7 @@ struct RowKernels {
   ThetaPartialsFn theta_partials;
   // For images of more than 4 channels (fewer take the generic scatter's 4 lanes).
   LaneScatter wide_scatter;
+  GridPointsFn grid_points;
 };
 
 // The kernels in use, or nullptr when none applies (no SIMD level on this CPU or build, or

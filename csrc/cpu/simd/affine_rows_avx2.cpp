@@ -38,7 +38,8 @@ const RowKernels* avx2_kernels() {
                                   &ChannelsLastAvx2::forward,
                                   true,
                                   &ThetaPartialsAvx2::rows,
-                                  {Scatter8::L, &Scatter8::scatter, &Scatter8::to_planes}};
+                                  {Scatter8::L, &Scatter8::scatter, &Scatter8::to_planes},
+                                  &Kernels::Masked::grid_points};
   return &kernels;
 }
 

@@ -79,6 +79,13 @@ struct Avx2 {
     *y = _mm256_castpd_ps(_mm256_permute4x64_pd(odd, _MM_SHUFFLE(3, 1, 2, 0)));
   }
 
+  // load_pairs' inverse: (x[i], y[i]) pairs for i < min(n, 8) to p (writing nothing else).
+  static void store_pairs(float* p, int64_t n, F x, F y) {
+    const F low = _mm256_unpacklo_ps(x, y), high = _mm256_unpackhi_ps(x, y);  // pairs 0 1 4 5 | 2 3 6 7
+    store(p, _mm256_permute2f128_ps(low, high, 0x20), first(2 * n));
+    store(p + kLanes, _mm256_permute2f128_ps(low, high, 0x31), first(2 * n - kLanes));
+  }
+
   static F gather(const float* base, I offset, M m) {
     return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, offset, m, 4);
   }

@@ -60,6 +60,14 @@ struct Avx512 {
     *y = _mm512_permutex2var_ps(a, _mm512_add_epi32(even, _mm512_set1_epi32(1)), b);
   }
 
+  // load_pairs' inverse: (x[i], y[i]) pairs for i < min(n, 16) to p (writing nothing else).
+  static void store_pairs(float* p, int64_t n, F x, F y) {
+    const I low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const I high = _mm512_add_epi32(low, _mm512_set1_epi32(8));
+    store(p, _mm512_permutex2var_ps(x, low, y), first(2 * n));
+    store(p + kLanes, _mm512_permutex2var_ps(x, high, y), first(2 * n - kLanes));
+  }
+
   // base[offset] in lanes of m, 0 elsewhere (those lanes read no memory).
   static F gather(const float* base, I offset, M m) {
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, offset, base, 4);
