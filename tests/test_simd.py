@@ -311,7 +311,8 @@ def test_grid_sample_special_points(rng, simd_level, threads):
 @pytest.mark.parametrize("shared", [False, True])
 def test_affine_grid_points(rng, simd_level, shared):
     # affine_grid's points come from the kernels (grid_points), rows one by one or, when
-    # short, as runs of whole rows: tails, 1-pixel sides, non-finite and huge theta entries.
+    # short, as runs of whole rows: tails, 1-pixel sides, non-finite and huge theta entries;
+    # its theta gradient from the kernels' theta sums.
     theta = random_theta(rng, 4, np.float32)
     theta[1, 0, 1] = np.nan
     theta[2, 1, 2] = np.inf
@@ -321,6 +322,12 @@ def test_affine_grid_points(rng, simd_level, shared):
             params = theta[0] if shared else theta
             args = (params, AFFINE, None, shared, 4, height, width, align)
             assert_same_bits(_core.transform_grid(*args), _core.transform_grid(*args, backend="emulated"))
+            # Its backward: the theta sums over each row of grad_grid (theta_partials).
+            grad_grid = rng.standard_normal((4, height, width, 2)).astype(np.float32)
+            grad_grid[0, 0, 0, 1] = np.inf
+            back = (grad_grid, params, AFFINE, None, shared, align)
+            assert_same_bits(_core.transform_grid_backward(*back),
+                             _core.transform_grid_backward(*back, backend="emulated"))
 
 
 def test_level_selection():

@@ -277,5 +277,33 @@ bool simd_launch(index_t row_count, const CoefficientGradRow<float, Interp::Bili
   return true;
 }
 
+// affine_grid's backward: each row's grad_grid split into its x and y parts, then the
+// kernels' theta sums (theta_partials), kThetaRows rows at a time: MapGridGradRow's double
+// accumulation, in its order.
+bool simd_launch(index_t row_count, const MapGridGradRow<float, AffineCoords<float>>& body) {
+  const simd::RowKernels* kernels = simd::row_kernels();
+  if (kernels == nullptr) return false;
+  const index_t height = body.height, width = body.width;
+  std::vector<float> x_base(static_cast<size_t>(width));
+  for (index_t w = 0; w < width; ++w) x_base[size_t(w)] = body.coords.base.x(w);
+  const index_t groups = (row_count + kThetaRows - 1) / kThetaRows;
+  parallel_for(groups, [&](index_t group) {
+    thread_local std::vector<float> grad_x, grad_y, y_base;
+    grad_x.resize(size_t(kThetaRows * width));
+    grad_y.resize(size_t(kThetaRows * width));
+    y_base.resize(size_t(kThetaRows));
+    const index_t first = group * kThetaRows, count = std::min(kThetaRows, row_count - first);
+    const float* grad_grid = body.grad_grid + first * width * 2;  // rows (n, h) in order
+    for (index_t i = 0; i < count * width; ++i) {
+      grad_x[size_t(i)] = grad_grid[2 * i];
+      grad_y[size_t(i)] = grad_grid[2 * i + 1];
+    }
+    for (index_t r = 0; r < count; ++r) y_base[size_t(r)] = body.coords.base.y((first + r) % height);
+    kernels->theta_partials(grad_x.data(), grad_y.data(), x_base.data(), y_base.data(), width, count,
+                            body.row_partials + first * 6);
+  }, row_count * width >= kMinItemsToSplit ? 2 : groups + 1);  // a small grid stays on this thread
+  return true;
+}
+
 }  // namespace cpu
 }  // namespace stn
