@@ -160,12 +160,10 @@ struct LaneKernels {
   // grad_block) as lanes, lanes past `lanes` zero: g[i][k] = channel k at pixel i.
   static void planes_to_lanes(const float* grad_block, int64_t plane, int64_t lanes, int64_t count, T* g) {
     int64_t i = 0;
-    if (lanes == L) {  // L pixels of the L channels at a time
-      for (; i + L <= count; i += L) {
-        T rows[L];
-        for (int64_t k = 0; k < L; ++k) rows[k] = load_lanes<T>(grad_block + k * plane + i);
-        Transpose::run(rows, g + i);
-      }
+    for (; i + L <= count; i += L) {  // L pixels of the channels at a time (0 past `lanes`)
+      T rows[L];
+      for (int64_t k = 0; k < L; ++k) rows[k] = k < lanes ? load_lanes<T>(grad_block + k * plane + i) : T{};
+      Transpose::run(rows, g + i);
     }
     for (; i < count; ++i) {
       T value = {};
@@ -187,12 +185,10 @@ struct LaneKernels {
   static void to_planes(const float* band, int64_t lanes, int64_t count, float* planes, int64_t plane) {
     const T* sums = reinterpret_cast<const T*>(band);
     int64_t i = 0;
-    if (lanes == L) {
-      for (; i + L <= count; i += L) {
-        T columns[L];
-        Transpose::run(sums + i, columns);
-        for (int64_t k = 0; k < L; ++k) store_lanes<T>(planes + k * plane + i, columns[k]);
-      }
+    for (; i + L <= count; i += L) {
+      T columns[L];
+      Transpose::run(sums + i, columns);
+      for (int64_t k = 0; k < lanes; ++k) store_lanes<T>(planes + k * plane + i, columns[k]);
     }
     for (; i < count; ++i)
       for (int64_t k = 0; k < lanes; ++k) planes[k * plane + i] = sums[i][k];
