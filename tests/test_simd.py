@@ -1,12 +1,12 @@
 """The vectorized row kernels (csrc/cpu/simd/) equal the generic kernel bodies bit for bit.
 
-The CPU path sends float32 affine bilinear calls (and grid_sample's) with zeros or border
-padding to AVX2 or AVX-512 row kernels chosen at run time; everything else, and the emulated device launch,
-runs the generic per-pixel bodies over stn/taps.h. Each test runs every SIMD level this CPU
-offers (set_simd_level) and compares the CPU result with the emulated launch, byte for byte:
-forward, grad_input and grad_theta, at shapes that exercise vector tails, the window and
-gather corner fetches, the AVX2 interior pair loads and their bounds, image edges, row bands
-(N < threads) and non-finite values.
+The CPU path sends float32 affine bilinear calls, and grid_sample and affine_grid, with zeros
+or border padding to AVX2 or AVX-512 row kernels chosen at run time; everything else, and the
+emulated device launch, runs the generic per-pixel bodies over stn/taps.h. Each test runs
+every SIMD level this CPU offers (set_simd_level) and compares the CPU result with the
+emulated launch, byte for byte: forward, grad_input and grad_theta (or grad_grid), at shapes
+that exercise vector tails, the masked (clamped-pair and gather) corner fetches, the interior
+pair loads and their bounds, image edges, row bands (N < threads) and non-finite values.
 """
 
 import itertools
@@ -25,7 +25,7 @@ BILINEAR = 0
 AFFINE = transforms.resolve("test", "affine", np.zeros((1, 2, 3)), None, None).core_args()
 
 # (N, C, H, W, Ho, Wo): tails of 1..15 lanes, one-pixel rows, tall and wide images,
-# up- and downsampling (downsampling by > 2 gathers instead of reading a window).
+# up- and downsampling.
 SHAPES = [
     (2, 3, 9, 11, 7, 13),
     (1, 1, 2, 2, 5, 33),

@@ -1,6 +1,6 @@
-// grad_input of the affine map with float32 bilinear sampling (simd_paths.h): the taps of each
-// output pixel from the row kernels' corners_row, then a scatter that adds
-// weight * grad_output to the four corners. Plain C++ (no ISA flags).
+// grad_input of the affine map and of grid_sample's grid with float32 bilinear sampling
+// (simd_paths.h): the taps of each output pixel from the row kernels' corners_row, then a
+// scatter that adds weight * grad_output to the four corners. Plain C++ (no ISA flags).
 //
 // Exactness: scatter_point (stn/point_ops.h) adds each pixel's contributions to grad_input in
 // raster order of the output pixels, so every element receives its additions in that order;
@@ -8,13 +8,13 @@
 //
 // Speed: the additions to one element form a dependent chain, and consecutive output pixels
 // usually add to the same 2x2 cell. So the cell's four sums are held in registers (HeldCell),
-// and several channels are scattered side by side as the lanes of one vector (Lanes): each
+// and several channels are scattered side by side as the lanes of one vector: each
 // lane performs exactly the scalar operations of its channel, and the chains of the lanes
 // advance together. The lanes need the channels of an element next to each other, so an
 // image with more than one channel is scattered into a per-thread buffer with that layout,
 // (C / L, H, W, L), and copied into grad_input's planes at the end: L = 4 here, or the row
-// kernels' wider lanes (8 with AVX2) for images of more than 4 channels. The loops are
-// lane_scatter.h's.
+// kernels' wider lanes (8 with AVX2, 16 with AVX-512) for images of more than 4 channels.
+// The loops are lane_scatter.h's.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

@@ -29,8 +29,8 @@ struct Corners {
 
 // The input values at the four corners of a vector of pixels, channel after channel: 0 at
 // a corner outside the image. prepare() once per vector, then values() per channel. This one
-// gathers each corner; a vector type may specialize CornerFetch (clamped_pairs_avx2.h and
-// clamped_pairs_avx512.h read neighbouring pairs instead).
+// gathers each corner; a vector type may specialize CornerFetch (clamped_pairs.h reads
+// neighbouring pairs instead).
 template <class V>
 struct CornerGather {
   typename V::I offset[4];

@@ -2,7 +2,7 @@
 // only when the CPU has AVX2 (simd_dispatch.cpp).
 #include "../lane_scatter.h"
 #include "channels_last_avx2.h"
-#include "clamped_pairs_avx2.h"
+#include "clamped_pairs.h"
 #include "interior_row_kernels.h"
 #include "pair_loads_avx2.h"
 #include "theta_partials_avx2.h"
@@ -11,6 +11,10 @@
 namespace stn {
 namespace cpu {
 namespace simd {
+
+// The masked path reads clamped pairs (clamped_pairs.h).
+template <>
+struct CornerFetch<Avx2> : ClampedPairs<Avx2> {};
 
 namespace {
 

@@ -6,14 +6,18 @@
 // second, AVX-512 copy of the same inline functions, and the linker may keep either copy for
 // both callers.
 #include "../lane_scatter.h"
+#include "clamped_pairs.h"
 #include "interior_row_kernels.h"
-#include "clamped_pairs_avx512.h"
 #include "pair_loads_avx512.h"
 #include "vec_avx512.h"
 
 namespace stn {
 namespace cpu {
 namespace simd {
+
+// The masked path reads clamped pairs (clamped_pairs.h).
+template <>
+struct CornerFetch<Avx512> : ClampedPairs<Avx512> {};
 
 namespace {
 

@@ -135,12 +135,12 @@ struct InteriorRowKernels {
   // first (the AVX-512 kernels lost every input prefetch so, and ran the seed's forward at
   // twice the AVX2 kernels' time).
   [[gnu::always_inline]] static void prefetch_ahead(const float* plane, const Interior& k, const RowConstants& r) {
-    // Integer addresses: the lines ahead may lie outside the plane (past the last row), where
-    // a prefetch is harmless but a pointer would not be.
     // An affine row's corners ahead are its own shifted by r.ahead; a grid's are read from it.
     if (r.grid && !k.ahead_known) return;
     const int32_t* corner = r.grid ? k.north_west_ahead : k.north_west;
     const int64_t shift = r.grid ? 0 : r.ahead;
+    // Integer addresses: the lines ahead may lie outside the plane (past the last row), where
+    // a prefetch is harmless but a pointer would not be.
     const uintptr_t at = reinterpret_cast<uintptr_t>(plane);
     const uintptr_t south = uintptr_t(r.width) * sizeof(float);
     for (int lane = 0; lane < V::kLanes; lane += 8) {

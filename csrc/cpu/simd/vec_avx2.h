@@ -59,6 +59,10 @@ struct Avx2 {
   static I bit_if(M m, int32_t bit) { return _mm256_and_si256(_mm256_castps_si256(m), _mm256_set1_epi32(bit)); }
   static I or_int(I a, I b) { return _mm256_or_si256(a, b); }
   static I plus(I a, int32_t k) { return _mm256_add_epi32(a, _mm256_set1_epi32(k)); }
+  static I clamp_int(I a, int32_t low, int32_t high) {
+    return _mm256_min_epi32(_mm256_max_epi32(a, _mm256_set1_epi32(low)), _mm256_set1_epi32(high));
+  }
+  static M gt_int(I a, I b) { return _mm256_castsi256_ps(_mm256_cmpgt_epi32(a, b)); }
   static I load_int(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static void store_int(int32_t* p, I v, M m) {
     if (full(m))

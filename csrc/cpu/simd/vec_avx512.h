@@ -48,6 +48,10 @@ struct Avx512 {
   static I bit_if(M m, int32_t bit) { return _mm512_maskz_mov_epi32(m, _mm512_set1_epi32(bit)); }
   static I or_int(I a, I b) { return _mm512_or_si512(a, b); }
   static I plus(I a, int32_t k) { return _mm512_add_epi32(a, _mm512_set1_epi32(k)); }
+  static I clamp_int(I a, int32_t low, int32_t high) {
+    return _mm512_min_epi32(_mm512_max_epi32(a, _mm512_set1_epi32(low)), _mm512_set1_epi32(high));
+  }
+  static M gt_int(I a, I b) { return _mm512_cmpgt_epi32_mask(a, b); }
   static I load_int(const int32_t* p) { return _mm512_loadu_si512(p); }
   static void store_int(int32_t* p, I v, M m) { _mm512_mask_storeu_epi32(p, m, v); }
 
