@@ -17,6 +17,8 @@
 // their results are never stored.
 #pragma once
 
+#include <immintrin.h>
+
 #include <cmath>
 
 #include "affine_row_kernels.h"
@@ -25,11 +27,34 @@ namespace stn {
 namespace cpu {
 namespace simd {
 
-// Reads the corners of interior pixels; specialized per vector type:
-//   static void corners(const float* plane, const int32_t* north_west, int32_t width, F corner[4])
-// gives NW, NE, SW, SE of each lane from its NW offset r0 * W + c0.
+// Splits pairs of neighbouring floats into two vectors; specialized per vector type
+// (pair_loads_avx2.h, pair_loads_avx512.h):
+//   static void split(const float* at, const int32_t* offset, F& first, F& second)
+// gives at[offset[p]] in lane p of `first` and at[offset[p] + 1] in lane p of `second`.
 template <class V>
-struct PairLoads;
+struct PairSplit;
+
+// (at[i], at[i + 1], at[j], at[j + 1]): two pairs in one 128-bit register, the piece PairSplit
+// assembles. A template over the level, so that each level's translation unit compiles its
+// own copy.
+template <class V>
+__m128 two_pairs(const float* at, int32_t i, int32_t j) {
+  const __m128 low = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(at + i)));
+  return _mm_loadh_pi(low, reinterpret_cast<const __m64*>(at + j));
+}
+
+// The corners of interior pixels: a pixel's NW and NE corners are neighbours in memory, and
+// so are its SW and SE corners, so each pair is read with one 8-byte load and the pairs are
+// split into corner vectors (PairSplit).
+template <class V>
+struct PairLoads {
+  // NW, NE, SW, SE of the lanes whose NW corners sit at plane + north_west[lane]; the south
+  // corners are one image row (`width` floats) further.
+  static void corners(const float* plane, const int32_t* north_west, int32_t width, typename V::F corner[4]) {
+    PairSplit<V>::split(plane, north_west, corner[0], corner[1]);
+    PairSplit<V>::split(plane + width, north_west, corner[2], corner[3]);
+  }
+};
 
 template <class V>
 struct InteriorRowKernels {
