@@ -33,6 +33,15 @@ bool simd_launch(index_t, const Body&) {
 bool simd_launch(index_t rows, const CoefficientGradRow<float, Interp::Bilinear, AffineCoords<float>>& body);
 bool simd_launch(index_t rows, const MapGridGradRow<float, AffineCoords<float>>& body);
 
+// The coefficient-gradient rows and the grad_input scatter in one pass (the taps computed
+// once for both), where each image is one band of the scatter (N >= threads).
+template <typename Body, typename T>
+bool simd_fused_backward(index_t, const Body&, T*) {
+  return false;
+}
+bool simd_fused_backward(index_t rows, const CoefficientGradRow<float, Interp::Bilinear, AffineCoords<float>>& body,
+                         float* grad_input);
+
 template <typename T, typename Coords>
 bool simd_scatter_grad_input(const Coords&, const T*, const SamplerShape&, const SamplerOptions&, T*) {
   return false;

@@ -107,6 +107,7 @@ class AffineCorners {
   AffineCorners(const AffineCoords<float>& coords, const SamplerShape& shape, const SamplerOptions& options)
       : coords_(coords), shape_(shape), rows_(coords, shape, options) {}
   const simd::RowKernels* kernels() const { return rows_.kernels(); }
+  const AffineRows& rows() const { return rows_; }
   bool hold(index_t n) const { return hold_cells(coords_, shape_, n); }
   void corners(index_t n, index_t first, index_t count, index_t row_begin, index_t row_end,
                ScatterBuffers& buffers, size_t block) const {
@@ -122,6 +123,42 @@ class AffineCorners {
   AffineCoords<float> coords_;
   SamplerShape shape_;
   AffineRows rows_;
+};
+
+// AffineCorners that computes the theta gradient's row sums on the way, for the fused
+// backward (simd_paths.h): the grid-gradient kernel also gives the corners the scatter
+// needs, and theta_partials sums the grid gradient's rows, as simd_launch does for
+// CoefficientGradRow. Each output row must pass once: only where each image is one band.
+class AffineCornersWithTheta : public AffineCorners {
+ public:
+  explicit AffineCornersWithTheta(const CoefficientGradRow<float, Interp::Bilinear, AffineCoords<float>>& body)
+      : AffineCorners(body.coords, body.shape, body.options), body_(body) {}
+
+  void corners(index_t n, index_t first, index_t count, index_t /*row_begin*/, index_t /*row_end*/,
+               ScatterBuffers& buffers, size_t block) const {
+    thread_local std::vector<float> grad_x, grad_y, y_base;  // the block's grid gradient
+    grad_x.resize(block);
+    grad_y.resize(block);
+    y_base.resize(size_t(count));
+    const index_t out_width = body_.shape.out_width, out_plane = body_.shape.out_plane();
+    const simd::ConstPlanes image = rows().image(body_.input, n);
+    const float* grad_output = body_.grad_output + rows().out_row(n, first);
+    if (rows().flat()) {
+      kernels()->grid_grad_corners(rows().flat_run(n, first, first + count), image, grad_output, out_plane,
+                                   grad_x.data(), grad_y.data(), buffers.corners(0, block));
+    } else {
+      for (index_t r = 0; r < count; ++r)
+        kernels()->grid_grad_corners(rows().row(n, first + r), image, grad_output + r * out_width, out_plane,
+                                     grad_x.data() + r * out_width, grad_y.data() + r * out_width,
+                                     buffers.corners(r * out_width, block));
+    }
+    for (index_t r = 0; r < count; ++r) y_base[size_t(r)] = body_.coords.base.y(first + r);
+    kernels()->theta_partials(grad_x.data(), grad_y.data(), rows().x_base(), y_base.data(), out_width, count,
+                              body_.row_partials + (n * body_.shape.out_height + first) * 6);
+  }
+
+ private:
+  const CoefficientGradRow<float, Interp::Bilinear, AffineCoords<float>>& body_;
 };
 
 class GridCorners {
@@ -221,6 +258,17 @@ bool scatter_grad_input(const Corners& source, const float* grad_output, const S
 bool simd_scatter_grad_input(const AffineCoords<float>& coords, const float* grad_output,
                              const SamplerShape& shape, const SamplerOptions& options, float* grad_input) {
   return scatter_grad_input(AffineCorners(coords, shape, options), grad_output, shape, grad_input);
+}
+
+bool simd_fused_backward(index_t /*rows*/, const CoefficientGradRow<float, Interp::Bilinear, AffineCoords<float>>& body,
+                         float* grad_input) {
+  // With fewer images than threads, images are split into bands of input rows, and each
+  // band passes over every output row: the theta sums would be taken once per band. With
+  // many channels the corner pass saved is a small part of the scatter, and the image-wide
+  // work items balance worse than the grid gradient's tiles (8 x 64 x 128 x 128: 4-7%
+  // slower), so only images of up to 4 channels take this path.
+  if (body.shape.batch < get_num_threads() || body.shape.channels > kScatter4.lanes) return false;
+  return scatter_grad_input(AffineCornersWithTheta(body), body.grad_output, body.shape, grad_input);
 }
 
 bool simd_scatter_grad_input(const GridCoords<float>& coords, const float* grad_output,

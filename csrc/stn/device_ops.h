@@ -32,6 +32,14 @@ auto point_map_coefficients(Exec& exec, const FamilySpec<T>& family, const T* pa
 template <typename Coords>
 using CoordsType = std::decay_t<Coords>;
 
+// An executor may run the coefficient-gradient rows and the grad_input scatter of the fused
+// backward in one pass (the CPU's row kernels, cpu_executor.h, found by argument-dependent
+// lookup); true when it did. Otherwise they run one after the other.
+template <typename Exec, typename Body, typename T>
+bool backward_in_one_pass(Exec&, index_t, const Body&, T*) {
+  return false;
+}
+
 // The grid generator: grid (N, H, W, 2) from params (N, P), or one shared set (P).
 template <typename Exec, typename T>
 void transform_grid(Exec& exec, const T* params, const FamilySpec<T>& family, bool shared,
@@ -145,13 +153,16 @@ void spatial_transform_backward(Exec& exec, const T* grad_output, const T* input
   const BaseGrid<T> base{shape.out_height, shape.out_width, options.align_corners};
   with_point_map(family, coefficients.data(), shared, base, [&](const auto& coords) {
     using Coords = CoordsType<decltype(coords)>;
+    bool scattered = false;
     dispatch_interp(options.mode, [&](auto mode) {
-      exec.launch(rows, CoefficientGradRow<T, decltype(mode)::value, Coords>{
-                            coords, grad_output, input, partials.data(), shape, options});
+      const CoefficientGradRow<T, decltype(mode)::value, Coords> coefficient_rows{
+          coords, grad_output, input, partials.data(), shape, options};
+      scattered = grad_input != nullptr && backward_in_one_pass(exec, rows, coefficient_rows, grad_input);
+      if (!scattered) exec.launch(rows, coefficient_rows);
     });
     exec.launch(images, ReduceToParams<T, Coords::kCapacity>{partials.data(), rows / images, family,
                                                              params, grad_params});
-    if (grad_input != nullptr)
+    if (grad_input != nullptr && !scattered)
       exec.scatter_grad_input(coords, grad_output, shape, options, deterministic, grad_input);
   });
 }

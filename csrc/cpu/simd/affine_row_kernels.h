@@ -235,7 +235,11 @@ struct AffineRowKernels {
   static void corners_vector(const AffineRow& row, int64_t wo, int64_t row_begin, int64_t row_end,
                              const RowCorners& out) {
     const M tail = V::first(row.out_width - wo);
-    const Corners k = corners(row, wo, tail, row_begin, row_end);
+    store_corners(corners(row, wo, tail, row_begin, row_end), wo, tail, out);
+  }
+
+  // The corners k of the vector of pixels from wo into out (RowCorners' layout).
+  static void store_corners(const Corners& k, int64_t wo, M tail, const RowCorners& out) {
     V::store_int(out.base + wo, k.base, tail);
     I bits = V::bit_if(k.inside[0], 1);
     for (int c = 1; c < 4; ++c) bits = V::or_int(bits, V::bit_if(k.inside[c], 1 << c));

@@ -71,6 +71,9 @@ using GridGradRowFn = void (*)(const AffineRow& row, ConstPlanes input, const fl
                                int64_t out_plane, float* grad_x, float* grad_y);
 using CornersRowFn = void (*)(const AffineRow& row, int64_t row_begin, int64_t row_end,
                               const RowCorners& corners);
+// GridGradRowFn, and the row's corners as CornersRowFn gives them for rows [0, in_height).
+using GridGradCornersFn = void (*)(const AffineRow& row, ConstPlanes input, const float* grad_output,
+                                   int64_t out_plane, float* grad_x, float* grad_y, const RowCorners& corners);
 // An image's (C, H * W) planes as (H * W, c8) pixels, c8 = C rounded up to 8, channels C..c8
 // zero: the layout forward_channels_last reads.
 using ToChannelsLastFn = void (*)(ConstPlanes input, int64_t pixels, float* out, int64_t c8);
@@ -120,6 +123,7 @@ struct RowKernels {
   // For images of more than 4 channels (fewer take the generic scatter's 4 lanes).
   LaneScatter wide_scatter;
   GridPointsFn grid_points;
+  GridGradCornersFn grid_grad_corners;
 };
 
 // The kernels in use, or nullptr when none applies (no SIMD level on this CPU or build, or

@@ -43,7 +43,8 @@ const RowKernels* avx2_kernels() {
                                   true,
                                   &ThetaPartialsAvx2::rows,
                                   {Scatter8::L, &Scatter8::scatter, &Scatter8::to_planes},
-                                  &Kernels::Masked::grid_points};
+                                  &Kernels::Masked::grid_points,
+                                  &Kernels::grid_grad_corners};
   return &kernels;
 }
 

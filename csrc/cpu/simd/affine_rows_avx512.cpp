@@ -59,7 +59,8 @@ const RowKernels* avx512_kernels() {
     return RowKernels{"AVX-512", &Kernels::forward, &Kernels::grid_grad, &Kernels::corners_row,
                       avx2->to_channels_last, avx2->forward_channels_last, true, avx2->theta_partials,
                       LaneScatter{Scatter16::L, &Scatter16::scatter, &Scatter16::to_planes},
-                      &Kernels::Masked::grid_points};
+                      &Kernels::Masked::grid_points,
+                      &Kernels::grid_grad_corners};
   }();
   return &kernels;
 }

@@ -333,6 +333,19 @@ struct InteriorRowKernels {
   // over corners, in that order; a vector at a time, channels innermost.
   static void grid_grad(const AffineRow& row, ConstPlanes input, const float* grad_output,
                         int64_t out_plane, float* grad_x, float* grad_y) {
+    grid_grad_and_corners(row, input, grad_output, out_plane, grad_x, grad_y, nullptr);
+  }
+
+  // grid_grad, and the corners of every pixel as corners_row gives them for a band of the
+  // whole image (affine_rows.h GridGradCornersFn): the taps it computes anyway.
+  static void grid_grad_corners(const AffineRow& row, ConstPlanes input, const float* grad_output,
+                                int64_t out_plane, float* grad_x, float* grad_y, const RowCorners& corners) {
+    grid_grad_and_corners(row, input, grad_output, out_plane, grad_x, grad_y, &corners);
+  }
+
+  // grid_grad, and into *corners (when given) the pixels' corners.
+  static void grid_grad_and_corners(const AffineRow& row, ConstPlanes input, const float* grad_output,
+                                    int64_t out_plane, float* grad_x, float* grad_y, const RowCorners* corners) {
     const RowConstants r(row);
     Interior k[kChunkVectors];
     int64_t at[kChunkVectors];
@@ -340,8 +353,10 @@ struct InteriorRowKernels {
     // As forward_by_channel_blocks; each vector still sums its channels in order.
     for (int64_t first = 0; first < row.out_width; first += kChunkVectors * V::kLanes) {
       const int count = interior_chunk(row, r, first, k, at, [&](int64_t wo) {
-        grid_grad_masked(row, input, grad_output, out_plane, grad_x, grad_y, wo);
+        grid_grad_masked(row, input, grad_output, out_plane, grad_x, grad_y, wo, corners);
       });
+      if (corners != nullptr)
+        for (int v = 0; v < count; ++v) interior_corners(k[v], at[v], *corners);
       for (int v = 0; v < count; ++v) sum_x[v] = sum_y[v] = V::zero();
       for (int64_t block = 0; block < input.channels; block += kChannelBlock) {
         const int64_t block_end = block + kChannelBlock < input.channels ? block + kChannelBlock : input.channels;
@@ -389,17 +404,24 @@ struct InteriorRowKernels {
         Masked::corners_vector(row, wo, row_begin, row_end, out);
         continue;
       }
-      V::store_int(out.base + wo, V::load_int(k.north_west), k.lanes);
-      V::store_int(out.inside + wo, V::bit_if(k.lanes, 15), k.lanes);
-      for (int c = 0; c < 4; ++c) V::store(out.weight[c] + wo, k.weight[c], k.lanes);
+      interior_corners(k, wo, out);
     }
+  }
+
+  // The corners of the interior vector from wo: every one inside (bits 15).
+  static void interior_corners(const Interior& k, int64_t wo, const RowCorners& out) {
+    V::store_int(out.base + wo, V::load_int(k.north_west), k.lanes);
+    V::store_int(out.inside + wo, V::bit_if(k.lanes, 15), k.lanes);
+    for (int c = 0; c < 4; ++c) V::store(out.weight[c] + wo, k.weight[c], k.lanes);
   }
 
   // grid_grad of the vector of pixels from wo, through the masked corners.
   static void grid_grad_masked(const AffineRow& row, ConstPlanes input, const float* grad_output,
-                               int64_t out_plane, float* grad_x, float* grad_y, int64_t wo) {
+                               int64_t out_plane, float* grad_x, float* grad_y, int64_t wo,
+                               const RowCorners* corners) {
     const M tail = V::first(row.out_width - wo);
     const typename Masked::Corners m = Masked::corners(row, wo, tail, 0, row.in_height);
+    if (corners != nullptr) Masked::store_corners(m, wo, tail, *corners);
     CornerFetch<V> fetch;
     fetch.prepare(m, row);
     F weight_dx[4], weight_dy[4];
