@@ -1,10 +1,10 @@
 // Where the CPU executor hands work to the vectorized row kernels (simd/affine_rows.h): the
 // fused forward, the fused grad_theta rows and the grad_input scatter of an affine map, and
 // grid_sample's forward, grad_grid and grad_input, with float32 bilinear sampling and zeros
-// or border padding; and affine_grid's points and theta gradient (float32). Each returns false, having done
-// nothing, when the call does not qualify (another type, mode, padding or map, sizes beyond
-// the kernels' 32-bit offsets, or no SIMD level in use); the caller then runs the generic
-// bodies, which give the same bits.
+// or border padding; and affine_grid's points and theta gradient (float32). Each returns
+// false, having done nothing, when the call does not qualify (another type, mode, padding or
+// map, sizes beyond the kernels' 32-bit offsets, or no SIMD level in use); the caller then
+// runs the generic bodies, which give the same bits.
 #pragma once
 
 #include "../stn/kernel_bodies.h"
