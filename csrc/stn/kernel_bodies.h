@@ -194,7 +194,11 @@ struct ReduceToParams {
       for (int i = 0; i < count; ++i) total[i] += p[r * count + i];
     double grad[Capacity];  // a family never has more params than coefficients
     coefficient_grad_to_params(family, params + image * family.params, total, grad);
-    for (int i = 0; i < family.params; ++i) grad_params[image * family.params + i] = T(grad[i]);
+    // A NaN is written as the one quiet NaN: which of two NaN operands an addition passes on
+    // (and so the sign of the result) depends on the operand order the compiler picks, and
+    // two builds of these sums need not agree bit for bit otherwise.
+    for (int i = 0; i < family.params; ++i)
+      grad_params[image * family.params + i] = grad[i] != grad[i] ? T(NAN) : T(grad[i]);
   }
 };
 
