@@ -34,9 +34,9 @@ namespace simd {
 template <class V>
 struct PairSplit;
 
-// (at[i], at[i + 1], at[j], at[j + 1]): two pairs in one 128-bit register, the piece PairSplit
-// assembles. A template over the level, so that each level's translation unit compiles its
-// own copy.
+// (at[i], at[i + 1], at[j], at[j + 1]): two pairs in one 128-bit register, the piece the
+// AVX2 PairSplit assembles. A template over the level, so that only the translation unit of
+// the level that uses it compiles it.
 template <class V>
 __m128 two_pairs(const float* at, int32_t i, int32_t j) {
   const __m128 low = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(at + i)));
