@@ -109,28 +109,44 @@ class HeldCell {
 template <typename T>
 void scatter_run(const simd::RowCorners& corners, int64_t count, int64_t width, int64_t origin, const T* g,
                  T* plane, bool hold, bool prefetch) {
+  // The corners' arrays in locals: the compiler would otherwise read each pointer again
+  // after every addition to the plane, which it cannot prove leaves them alone.
+  const int32_t* const base_at = corners.base;
+  const int32_t* const inside_at = corners.inside;
+  const float* const weight_nw = corners.weight[0];
+  const float* const weight_ne = corners.weight[1];
+  const float* const weight_sw = corners.weight[2];
+  const float* const weight_se = corners.weight[3];
   HeldCell<T> held(plane, width, origin);
   for (int64_t wo = 0; wo < count; ++wo) {
     // The cells of a rotated row lie on a diagonal of the image, where the hardware
     // prefetchers do not follow.
-    if (prefetch && wo + kScatterAhead < count && corners.inside[wo + kScatterAhead] != 0) {
-      const T* ahead = plane + (corners.base[wo + kScatterAhead] - origin);
+    if (prefetch && wo + kScatterAhead < count && inside_at[wo + kScatterAhead] != 0) {
+      const T* ahead = plane + (base_at[wo + kScatterAhead] - origin);
       __builtin_prefetch(ahead, 1);
       __builtin_prefetch(ahead + width, 1);
     }
-    const int32_t bits = corners.inside[wo];
+    const int32_t bits = inside_at[wo];
     if (bits == 0) continue;
-    const int64_t base = corners.base[wo] - origin;
+    const int64_t base = base_at[wo] - origin;  // the north-west corner (maybe outside)
+    if (bits == 15 && !hold) {  // most pixels: all four corners, no test per corner
+      const T value = g[wo];
+      plane[base] += weight_nw[wo] * value;
+      plane[base + 1] += weight_ne[wo] * value;
+      plane[base + width] += weight_sw[wo] * value;
+      plane[base + width + 1] += weight_se[wo] * value;
+      continue;
+    }
     if (bits != 15 || !hold) {
       held.release();
       const T value = g[wo];
-      if (bits & 1) plane[base] += corners.weight[0][wo] * value;
-      if (bits & 2) plane[base + 1] += corners.weight[1][wo] * value;
-      if (bits & 4) plane[base + width] += corners.weight[2][wo] * value;
-      if (bits & 8) plane[base + width + 1] += corners.weight[3][wo] * value;
+      if (bits & 1) plane[base] += weight_nw[wo] * value;
+      if (bits & 2) plane[base + 1] += weight_ne[wo] * value;
+      if (bits & 4) plane[base + width] += weight_sw[wo] * value;
+      if (bits & 8) plane[base + width + 1] += weight_se[wo] * value;
       continue;
     }
-    held.move_to(corners.base[wo]);
+    held.move_to(base_at[wo]);
     held.add(corners, wo, g[wo]);
   }
   held.release();
