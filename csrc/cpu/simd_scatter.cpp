@@ -30,12 +30,31 @@ namespace stn {
 namespace cpu {
 namespace {
 
-// lane_scatter.h's transpose of 4 channels of 4 elements.
+// STN_PICK4(a, b, i, j, k, l): floats i, j, k, l of the 8 of a and b (0-3 from a, 4-7 from
+// b), by the compiler's own shuffle, one instruction or two on x86 and ARM alike.
+#if defined(__clang__)
+#define STN_PICK4(a, b, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
+#else
+typedef int Pick4 __attribute__((vector_size(4 * sizeof(int))));
+#define STN_PICK4(a, b, i, j, k, l) __builtin_shuffle(a, b, Pick4{i, j, k, l})
+#endif
+
+// lane_scatter.h's transpose of 4 channels of 4 elements, in two rounds of shuffles. (Written
+// element by element, it compiled to each column assembled from scalars: the seed's backward,
+// 3 channels, took 1.03x this time.)
 struct Transpose4 {
   static void run(const scatter::Lanes4 rows[4], scatter::Lanes4 columns[4]) {
-    for (int j = 0; j < 4; ++j) columns[j] = scatter::Lanes4{rows[0][j], rows[1][j], rows[2][j], rows[3][j]};
+    const scatter::Lanes4 low01 = STN_PICK4(rows[0], rows[1], 0, 4, 1, 5);   // r0[0] r1[0] r0[1] r1[1]
+    const scatter::Lanes4 high01 = STN_PICK4(rows[0], rows[1], 2, 6, 3, 7);  // r0[2] r1[2] r0[3] r1[3]
+    const scatter::Lanes4 low23 = STN_PICK4(rows[2], rows[3], 0, 4, 1, 5);
+    const scatter::Lanes4 high23 = STN_PICK4(rows[2], rows[3], 2, 6, 3, 7);
+    columns[0] = STN_PICK4(low01, low23, 0, 1, 4, 5);  // r0[0] r1[0] r2[0] r3[0]
+    columns[1] = STN_PICK4(low01, low23, 2, 3, 6, 7);
+    columns[2] = STN_PICK4(high01, high23, 0, 1, 4, 5);
+    columns[3] = STN_PICK4(high01, high23, 2, 3, 6, 7);
   }
 };
+#undef STN_PICK4
 
 // The lanes of any level: 4 channels side by side.
 using Scatter4 = scatter::LaneKernels<scatter::Lanes4, Transpose4>;
