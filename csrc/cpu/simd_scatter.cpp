@@ -284,13 +284,13 @@ bool simd_fused_backward(index_t /*rows*/, const CoefficientGradRow<float, Inter
   // With fewer images than threads, images are split into bands of input rows, and each
   // band passes over every output row: the theta sums would be taken once per band.
   if (body.shape.batch < get_num_threads()) return false;
-  // It pays where the corner pass saved is a large part of the backward: few channels and
-  // short rows (flat runs: cluttered MNIST's backward 11-14% faster with AVX2). With 32-64
-  // channels it was 4-7% slower, with 3 x 512 x 512 images 6-10%, and the seed's was even.
-  // The shape is checked before the rows' tables are built for nothing.
-  if (body.shape.channels > kScatter4.lanes || body.shape.out_width >= AffineRows::kFlatBelowWidth) return false;
+  // Measured on an Intel Xeon with the AVX-512 kernels, against a grid-gradient pass and then
+  // a scatter pass: 0.81-0.91x the time with 32 channels of 64 x 64, 0.87x with 8 x 3 x 512 x
+  // 512, 0.89-0.94x with 8-16 channels or one channel of 100 x 100; the seed's and the deep
+  // maps' even. (On AMD Zen 3, with the earlier AVX2 kernels and a quarter of the L2, only
+  // few channels and short rows gained: cluttered MNIST 0.86-0.89x; 32-64 channels were
+  // 4-7% slower, 3 x 512 x 512 images 6-10%.)
   const AffineCornersWithTheta source(body);
-  if (!source.rows().flat()) return false;  // also a plane too large for flat runs
   return scatter_grad_input(source, body.grad_output, body.shape, grad_input);
 }
 
