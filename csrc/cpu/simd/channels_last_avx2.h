@@ -143,7 +143,8 @@ struct ChannelsLastAvx2 {
           }
           transpose8x8(acc);  // acc[j]: channel block + j of the 8 pixels
           for (int j = 0; j < here; ++j)
-            Kernels::store_and_prefetch_below(output + (block + j) * out_plane + at[v], acc[j], k[v].lanes, r);
+            Kernels::store_and_prefetch_below(output + (block + j) * out_plane + at[v],
+                                              Kernels::keep_inside(k[v], acc[j]), k[v].lanes, r);
         }
       }
     }

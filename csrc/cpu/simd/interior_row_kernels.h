@@ -6,9 +6,13 @@
 // 0 <= x < W - 1 and 0 <= y < H - 1 (0 < x and 0 < y with border padding, whose clamp at 0
 // zeroes d pixel / d grid): then c0 = floor(x), c0 + 1 are columns of the image and r0,
 // r0 + 1 rows, so nothing needs masking, padding or clamping (the border clamp is the
-// identity there), and PairLoads reads the corners as neighbouring pairs. In a typical warp
-// most vectors are interior; the rest (edges, NaN) go through AffineRowKernels' masked
-// corners, one vector at a time.
+// identity there), and PairLoads reads the corners as neighbouring pairs. With zero padding
+// a vector is still taken as interior when each of its other lanes is *out of reach*, none
+// of its corners in the image (x < -1, x >= W, y < -1, y >= H, or NaN): such a lane samples
+// only padding, so its value and its gradients are +0, as the generic bodies give them; it
+// reads the image's first cell instead, and its results are replaced by +0. In a typical
+// warp most vectors are interior; the rest (a lane on the image's one-pixel rim, border
+// padding) go through AffineRowKernels' masked corners, one vector at a time.
 //
 // The last vector of a row may be partial (a tail). Its lanes past the row's end take base
 // grid x = 0, a point in the middle of the row (and y = 0 in a flat run of rows; the point
@@ -73,6 +77,8 @@ struct InteriorRowKernels {
     F scale_x[3], scale_y[3];  // coords.h unnormalize as ((g + 1) * a - b) * c (see unnormalize_row)
     F d_x, d_y;                // d pixel / d grid
     F low_x, low_y, high_x, high_y;  // interior: low < x < high, low < y < high
+    bool allow_out_of_reach;         // zero padding and a first cell to read (see the top)
+    F reach_low, reach_x, reach_y;   // within reach: -1 <= x < W and -1 <= y < H
     int32_t width;
     int64_t ahead;             // where a corner of this row lies kPrefetchRows rows later, minus
                                // where it lies here: an offset into the plane (0 for a grid)
@@ -88,6 +94,10 @@ struct InteriorRowKernels {
       low_x = low_y = low;
       high_x = V::set(float(row.in_width - 1));  // 0 for one column: nothing is interior
       high_y = V::set(float(row.in_height - 1));
+      allow_out_of_reach = !row.border && row.in_width >= 2 && row.in_height >= 2;
+      reach_low = V::set(-1.0f);
+      reach_x = V::set(float(row.in_width));
+      reach_y = V::set(float(row.in_height));
       ahead = 0;
       if (grid) return;  // no theta: the points come from the grid
       const float* t = row.theta;
@@ -142,6 +152,8 @@ struct InteriorRowKernels {
     F weight[4];                         // NW, NE, SW, SE
     F tx, ty;                            // position inside the 2x2 cell
     M lanes;                             // the lanes within the row
+    bool all_inside;                     // no lane out of reach
+    M inside;                            // the lanes not out of reach
     alignas(64) int32_t north_west[16];  // r0 * W + c0 of each lane
     // With a grid: r0 * W + c0 of each lane's pixel kPrefetchRows rows ahead, where the grid
     // has it (ahead_known).
@@ -206,12 +218,21 @@ struct InteriorRowKernels {
     // Ordered compares: false for NaN.
     const M inside = V::both(V::both(V::gt(x, r.low_x), V::lt(x, r.high_x)),
                              V::both(V::gt(y, r.low_y), V::lt(y, r.high_y)));
-    if (!V::full(inside)) return false;
+    k->all_inside = V::full(inside);
+    if (!k->all_inside) {
+      if (!r.allow_out_of_reach) return false;
+      const M reach = V::both(V::both(V::ge(x, r.reach_low), V::lt(x, r.reach_x)),
+                              V::both(V::ge(y, r.reach_low), V::lt(y, r.reach_y)));
+      if (!V::full(V::either(inside, V::neither(reach, reach)))) return false;  // a lane on the rim
+    }
+    k->inside = inside;
     const F column = V::floor(x), line = V::floor(y);
     k->lanes = lanes;
     k->tx = V::sub(x, column);
     k->ty = V::sub(y, line);
-    V::store_int(k->north_west, V::mul_add(V::to_int(line), r.width, V::to_int(column)), V::first(V::kLanes));
+    // Lanes out of reach read the first cell: their floors may be any int (NaN, 1e30).
+    V::store_int(k->north_west, V::int_unless(inside, V::mul_add(V::to_int(line), r.width, V::to_int(column))),
+                 V::first(V::kLanes));
     const F one = V::set(1.0f);
     const F left = V::sub(one, k->tx), up = V::sub(one, k->ty);
     k->weight[0] = V::mul(left, up);
@@ -250,7 +271,8 @@ struct InteriorRowKernels {
           prefetch_ahead(plane, k, r);
           F corner[4];
           PairLoads<V>::corners(plane, k.north_west, r.width, corner);
-          store_and_prefetch_below(output + channel * out_plane + wo, weighted_sum(k.weight, corner), k.lanes, r);
+          store_and_prefetch_below(output + channel * out_plane + wo, keep_inside(k, weighted_sum(k.weight, corner)),
+                                   k.lanes, r);
         }
         continue;
       }
@@ -300,8 +322,8 @@ struct InteriorRowKernels {
             prefetch_ahead(plane, k[v], r);
             F corner[4];
             PairLoads<V>::corners(plane, k[v].north_west, r.width, corner);
-            store_and_prefetch_below(output + channel * out_plane + at[v], weighted_sum(k[v].weight, corner),
-                                     k[v].lanes, r);
+            store_and_prefetch_below(output + channel * out_plane + at[v],
+                                     keep_inside(k[v], weighted_sum(k[v].weight, corner)), k[v].lanes, r);
           }
         }
       }
@@ -321,6 +343,9 @@ struct InteriorRowKernels {
       V::store(output + channel * out_plane + wo, weighted_sum(m.weight, corner), tail);
     }
   }
+
+  // `value` of the vector's lanes, +0 in its lanes out of reach.
+  static F keep_inside(const Interior& k, F value) { return k.all_inside ? value : V::zero_unless(k.inside, value); }
 
   // ((0 + w0 * c0) + w1 * c1) + ..., as point_ops.h gather_point adds.
   static F weighted_sum(const F weight[4], const F corner[4]) {
@@ -382,16 +407,16 @@ struct InteriorRowKernels {
         }
       }
       for (int v = 0; v < count; ++v) {
-        V::store(grad_x + at[v], V::mul(sum_x[v], r.d_x), k[v].lanes);
-        V::store(grad_y + at[v], V::mul(sum_y[v], r.d_y), k[v].lanes);
+        V::store(grad_x + at[v], keep_inside(k[v], V::mul(sum_x[v], r.d_x)), k[v].lanes);
+        V::store(grad_y + at[v], keep_inside(k[v], V::mul(sum_y[v], r.d_y)), k[v].lanes);
       }
     }
   }
 
-  // Masked::corners_row, interior vectors taken the short way: every corner inside (bits 15),
-  // the same base and weights. Only for a band of the whole image: in a band of part of it
-  // (N < threads), most vectors lie in the other bands, and the interior test would only
-  // add to their masked path.
+  // Masked::corners_row, interior vectors taken the short way: every corner inside (bits 15) or,
+  // in the lanes out of reach, none (bits 0), the same base and weights. Only for a band of
+  // the whole image: in a band of part of it (N < threads), most vectors lie in the other
+  // bands, and the interior test would only add to their masked path.
   static void corners_row(const AffineRow& row, int64_t row_begin, int64_t row_end, const RowCorners& out) {
     if (row_begin != 0 || row_end != row.in_height) {
       Masked::corners_row(row, row_begin, row_end, out);
@@ -408,10 +433,11 @@ struct InteriorRowKernels {
     }
   }
 
-  // The corners of the interior vector from wo: every one inside (bits 15).
+  // The corners of the interior vector from wo: every one inside (bits 15), none in the lanes
+  // out of reach (bits 0).
   static void interior_corners(const Interior& k, int64_t wo, const RowCorners& out) {
     V::store_int(out.base + wo, V::load_int(k.north_west), k.lanes);
-    V::store_int(out.inside + wo, V::bit_if(k.lanes, 15), k.lanes);
+    V::store_int(out.inside + wo, V::bit_if(k.inside, 15), k.lanes);
     for (int c = 0; c < 4; ++c) V::store(out.weight[c] + wo, k.weight[c], k.lanes);
   }
 

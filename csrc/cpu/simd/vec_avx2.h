@@ -57,6 +57,7 @@ struct Avx2 {
   static I to_int(F integral) { return _mm256_cvttps_epi32(integral); }
   static I mul_add(I r, int32_t w, I c) { return _mm256_add_epi32(_mm256_mullo_epi32(r, _mm256_set1_epi32(w)), c); }
   static I bit_if(M m, int32_t bit) { return _mm256_and_si256(_mm256_castps_si256(m), _mm256_set1_epi32(bit)); }
+  static I int_unless(M m, I a) { return _mm256_and_si256(_mm256_castps_si256(m), a); }  // 0 where !m
   static I or_int(I a, I b) { return _mm256_or_si256(a, b); }
   static I plus(I a, int32_t k) { return _mm256_add_epi32(a, _mm256_set1_epi32(k)); }
   static I clamp_int(I a, int32_t low, int32_t high) {

@@ -46,6 +46,7 @@ struct Avx512 {
   static I to_int(F integral) { return _mm512_cvttps_epi32(integral); }
   static I mul_add(I r, int32_t w, I c) { return _mm512_add_epi32(_mm512_mullo_epi32(r, _mm512_set1_epi32(w)), c); }
   static I bit_if(M m, int32_t bit) { return _mm512_maskz_mov_epi32(m, _mm512_set1_epi32(bit)); }
+  static I int_unless(M m, I a) { return _mm512_maskz_mov_epi32(m, a); }  // 0 where !m
   static I or_int(I a, I b) { return _mm512_or_si512(a, b); }
   static I plus(I a, int32_t k) { return _mm512_add_epi32(a, _mm512_set1_epi32(k)); }
   static I clamp_int(I a, int32_t low, int32_t high) {
