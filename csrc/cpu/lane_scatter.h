@@ -102,51 +102,62 @@ class HeldCell {
   T corner_[4] = {};  // NW, NE, SW, SE
 };
 
+// Adds pixel wo's weighted value to the corners of its cell flagged in `bits` (1 NW, 2 NE, 4 SW,
+// 8 SE), in that order; `base` is the north-west corner's index into `plane`.
+template <typename T>
+inline void add_corners(const simd::RowCorners& corners, int64_t wo, int32_t bits, int64_t base, int64_t width,
+                        T value, T* plane) {
+  if (bits == 15) {  // most pixels: all four corners, no test per corner
+    plane[base] += corners.weight[0][wo] * value;
+    plane[base + 1] += corners.weight[1][wo] * value;
+    plane[base + width] += corners.weight[2][wo] * value;
+    plane[base + width + 1] += corners.weight[3][wo] * value;
+    return;
+  }
+  if (bits & 1) plane[base] += corners.weight[0][wo] * value;
+  if (bits & 2) plane[base + 1] += corners.weight[1][wo] * value;
+  if (bits & 4) plane[base + width] += corners.weight[2][wo] * value;
+  if (bits & 8) plane[base + width + 1] += corners.weight[3][wo] * value;
+}
+
 // A run of output pixels (whole rows, in raster order) into one plane (or lane buffer):
 // plane[corner - origin] += weight * g[wo], pixel by pixel. With `hold`, the cell of pixels
 // whose corners are all inside the image and band is held in registers (HeldCell); the other
 // pixels, and all of them without `hold`, add their corners straight to memory.
 template <typename T>
-void scatter_run(const simd::RowCorners& corners, int64_t count, int64_t width, int64_t origin, const T* g,
+void scatter_run(const simd::RowCorners& corners_in, int64_t count, int64_t width, int64_t origin, const T* g,
                  T* plane, bool hold, bool prefetch) {
-  // The corners' arrays in locals: the compiler would otherwise read each pointer again
-  // after every addition to the plane, which it cannot prove leaves them alone.
-  const int32_t* const base_at = corners.base;
-  const int32_t* const inside_at = corners.inside;
-  const float* const weight_nw = corners.weight[0];
-  const float* const weight_ne = corners.weight[1];
-  const float* const weight_sw = corners.weight[2];
-  const float* const weight_se = corners.weight[3];
-  HeldCell<T> held(plane, width, origin);
-  for (int64_t wo = 0; wo < count; ++wo) {
-    // The cells of a rotated row lie on a diagonal of the image, where the hardware
-    // prefetchers do not follow.
-    if (prefetch && wo + kScatterAhead < count && inside_at[wo + kScatterAhead] != 0) {
-      const T* ahead = plane + (base_at[wo + kScatterAhead] - origin);
+  // The corners' pointers in a local copy: read through the reference, each would be read
+  // again after every addition to the plane, which the compiler cannot prove leaves them.
+  const simd::RowCorners corners = corners_in;
+  // The cells of a rotated row lie on a diagonal of the image, where the hardware
+  // prefetchers do not follow.
+  const auto prefetch_ahead = [&](int64_t wo) {
+    if (prefetch && wo + kScatterAhead < count && corners.inside[wo + kScatterAhead] != 0) {
+      const T* ahead = plane + (corners.base[wo + kScatterAhead] - origin);
       __builtin_prefetch(ahead, 1);
       __builtin_prefetch(ahead + width, 1);
     }
-    const int32_t bits = inside_at[wo];
+  };
+  if (!hold) {  // its own loop: without the held cell's state, nothing spills
+    for (int64_t wo = 0; wo < count; ++wo) {
+      prefetch_ahead(wo);
+      const int32_t bits = corners.inside[wo];
+      if (bits != 0) add_corners(corners, wo, bits, corners.base[wo] - origin, width, g[wo], plane);
+    }
+    return;
+  }
+  HeldCell<T> held(plane, width, origin);
+  for (int64_t wo = 0; wo < count; ++wo) {
+    prefetch_ahead(wo);
+    const int32_t bits = corners.inside[wo];
     if (bits == 0) continue;
-    const int64_t base = base_at[wo] - origin;  // the north-west corner (maybe outside)
-    if (bits == 15 && !hold) {  // most pixels: all four corners, no test per corner
-      const T value = g[wo];
-      plane[base] += weight_nw[wo] * value;
-      plane[base + 1] += weight_ne[wo] * value;
-      plane[base + width] += weight_sw[wo] * value;
-      plane[base + width + 1] += weight_se[wo] * value;
-      continue;
-    }
-    if (bits != 15 || !hold) {
+    if (bits != 15) {
       held.release();
-      const T value = g[wo];
-      if (bits & 1) plane[base] += weight_nw[wo] * value;
-      if (bits & 2) plane[base + 1] += weight_ne[wo] * value;
-      if (bits & 4) plane[base + width] += weight_sw[wo] * value;
-      if (bits & 8) plane[base + width + 1] += weight_se[wo] * value;
+      add_corners(corners, wo, bits, corners.base[wo] - origin, width, g[wo], plane);
       continue;
     }
-    held.move_to(base_at[wo]);
+    held.move_to(corners.base[wo]);
     held.add(corners, wo, g[wo]);
   }
   held.release();
