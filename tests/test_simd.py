@@ -149,6 +149,31 @@ def test_any_thread_count(rng, simd_level, threads):
         stn.set_num_threads(previous)
 
 
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_bands_skip_only_columns_out_of_reach(rng, simd_level, threads):
+    # With N < threads each band of input rows computes corners only for the output columns
+    # whose samples may reach it (AffineRows::band_columns, from the row's sample rows in
+    # double with a margin). Maps that put band edges at every kind of place: shallow and
+    # steep rows, rows along a band edge (slope 0), points just outside the image, huge and
+    # tiny entries, align_corners both ways.
+    previous = stn.get_num_threads()
+    stn.set_num_threads(threads)
+    try:
+        h, w, ho, wo = 37, 29, 23, 150
+        x = rng.standard_normal((1, 2, h, w)).astype(np.float32)
+        grad_output = rng.standard_normal((1, 2, ho, wo)).astype(np.float32)
+        thetas = [random_theta(rng, 1, np.float32)[0] for _ in range(4)]
+        thetas += [np.array([[1, 0, 0], [s, 1, t]], np.float32) for s in (1e-4, 0.03, -0.5, 3.0)
+                   for t in (0.0, 1 / h, -1 + 1e-6)]
+        thetas += [np.array([[0.5, 0, 0], [0, 0, y]], np.float32) for y in (-1.0, -0.5, 0.0, 1.0, 1.03)]
+        thetas += [np.array([[1e-3, 2e5, 0], [1e5, 1e-3, 3e4]], np.float32),
+                   np.array([[1, 0, 0], [1e-30, 1, 0]], np.float32)]
+        for theta, align in itertools.product(thetas, (False, True)):
+            check_fused(x, theta[None].copy(), (ho, wo), ZEROS, align, grad_output)
+    finally:
+        stn.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("channels", [1, 2, 4, 5, 8, 9, 16, 17, 33])
 @pytest.mark.parametrize("threads", [1, 3])
 def test_grad_input_channel_groups(rng, simd_level, channels, threads):

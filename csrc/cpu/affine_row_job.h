@@ -3,7 +3,10 @@
 // launches (simd_paths.cpp) and the grad_input scatter (simd_scatter.cpp).
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "../stn/kernel_bodies.h"
@@ -80,6 +83,36 @@ class AffineRows {
     return simd::AffineRow{coords_.theta + n * coords_.theta_stride, x_base_.data(), y_base, y_step,
                            shape_.out_width, shape_.out_width, shape_.in_height, shape_.in_width,
                            options_.padding == Padding::Border, options_.align_corners};
+  }
+
+  // Output columns [first, second) of row (n, ho): outside them no sample of the row has a
+  // corner in input rows [row_begin, row_end), so a band of those rows can skip them. The
+  // row's sample rows are linear in the column; they are taken in double, with a margin far
+  // above the float rounding of the kernels' own. The whole row where no bound holds (border
+  // padding, whose clamp moves samples, or a non-finite map).
+  std::pair<index_t, index_t> band_columns(index_t n, index_t ho, index_t row_begin, index_t row_end) const {
+    const index_t width = shape_.out_width;
+    if (options_.padding != Padding::Zeros || width < 2) return {0, width};
+    const float* t = coords_.theta + n * coords_.theta_stride;
+    const double y_base = double(coords_.base.y(ho));
+    const auto sample_row = [&](index_t wo) {
+      const double g = double(t[3]) * double(coords_.base.x(wo)) + double(t[4]) * y_base + double(t[5]);
+      double d_pixel;
+      return unnormalize<double>(g, shape_.in_height, options_.align_corners, &d_pixel);
+    };
+    const double first = sample_row(0), last = sample_row(width - 1);
+    const double magnitude = (std::fabs(t[3]) + std::fabs(t[4]) + std::fabs(t[5]) + 2.0) * double(shape_.in_height);
+    const double margin = 2.0 + magnitude * 0x1p-16;
+    if (!std::isfinite(first) || !std::isfinite(last) || !std::isfinite(margin)) return {0, width};
+    // A sample has a corner in the band when row_begin - 1 <= y < row_end.
+    const double low = double(row_begin - 1) - margin, high = double(row_end) + margin;
+    const double slope = (last - first) / double(width - 1);
+    if (slope == 0.0) return first >= low && first <= high ? std::make_pair(index_t(0), width) : std::make_pair(index_t(0), index_t(0));
+    double enter = (low - first) / slope, leave = (high - first) / slope;  // columns where y meets low, high
+    if (enter > leave) std::swap(enter, leave);
+    const double begin = std::max(0.0, std::floor(enter) - 1.0), end = std::min(double(width), std::ceil(leave) + 2.0);
+    if (!(begin < end)) return {0, 0};
+    return {index_t(begin), index_t(end)};
   }
 
   // Image n of a (N, C, H, W) input.

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "affine_row_job.h"
@@ -119,8 +120,10 @@ struct ScatterBuffers {
 };
 
 // Where the corners come from: an affine map's rows (AffineRows), or grid_sample's grid.
-// corners(n, first, count, ...) fills `out` with the corners of output rows [first, first +
-// count) of image n, pixel after pixel.
+// corners(n, first, count, ...) fills the buffers with the corners of output rows [first,
+// first + count) of image n, pixel after pixel, and returns the span [begin, end) of those
+// pixels outside which none has a tap in the band (all of them unless said otherwise).
+using PixelSpan = std::pair<index_t, index_t>;
 class AffineCorners {
  public:
   AffineCorners(const AffineCoords<float>& coords, const SamplerShape& shape, const SamplerOptions& options)
@@ -128,14 +131,36 @@ class AffineCorners {
   const simd::RowKernels* kernels() const { return rows_.kernels(); }
   const AffineRows& rows() const { return rows_; }
   bool hold(index_t n) const { return hold_cells(coords_, shape_, n); }
-  void corners(index_t n, index_t first, index_t count, index_t row_begin, index_t row_end,
-               ScatterBuffers& buffers, size_t block) const {
+  PixelSpan corners(index_t n, index_t first, index_t count, index_t row_begin, index_t row_end,
+                    ScatterBuffers& buffers, size_t block) const {
+    const index_t width = shape_.out_width;
     if (rows_.flat()) {
       kernels()->corners(rows_.flat_run(n, first, first + count), row_begin, row_end, buffers.corners(0, block));
-      return;
+      return {0, count * width};
     }
-    for (index_t r = 0; r < count; ++r)
-      kernels()->corners(rows_.row(n, first + r), row_begin, row_end, buffers.corners(r * shape_.out_width, block));
+    if (row_begin == 0 && row_end == shape_.in_height) {  // the whole image
+      for (index_t r = 0; r < count; ++r)
+        kernels()->corners(rows_.row(n, first + r), row_begin, row_end, buffers.corners(r * width, block));
+      return {0, count * width};
+    }
+    // A band of part of the image (N < threads): only the columns of each row that may reach
+    // it (a rotated image's rows mostly cross every band). The large image's backward, in
+    // two bands: 0.91x the time.
+    PixelSpan span{count * width, 0};
+    for (index_t r = 0; r < count; ++r) {
+      const simd::RowCorners out = buffers.corners(r * width, block);
+      const PixelSpan columns = rows_.band_columns(n, first + r, row_begin, row_end);
+      std::fill(out.inside, out.inside + columns.first, 0);
+      std::fill(out.inside + std::max(columns.first, columns.second), out.inside + width, 0);
+      if (columns.second <= columns.first) continue;
+      simd::AffineRow row = rows_.row(n, first + r);
+      row.x_base += columns.first;
+      row.out_width = columns.second - columns.first;
+      kernels()->corners(row, row_begin, row_end, buffers.corners(r * width + columns.first, block));
+      span.first = std::min(span.first, r * width + columns.first);
+      span.second = r * width + columns.second;
+    }
+    return span.first < span.second ? span : PixelSpan{0, 0};
   }
 
  private:
@@ -153,8 +178,8 @@ class AffineCornersWithTheta : public AffineCorners {
   explicit AffineCornersWithTheta(const CoefficientGradRow<float, Interp::Bilinear, AffineCoords<float>>& body)
       : AffineCorners(body.coords, body.shape, body.options), body_(body) {}
 
-  void corners(index_t n, index_t first, index_t count, index_t /*row_begin*/, index_t /*row_end*/,
-               ScatterBuffers& buffers, size_t block) const {
+  PixelSpan corners(index_t n, index_t first, index_t count, index_t /*row_begin*/, index_t /*row_end*/,
+                    ScatterBuffers& buffers, size_t block) const {
     thread_local std::vector<float> grad_x, grad_y, y_base;  // the block's grid gradient
     grad_x.resize(block);
     grad_y.resize(block);
@@ -174,6 +199,7 @@ class AffineCornersWithTheta : public AffineCorners {
     for (index_t r = 0; r < count; ++r) y_base[size_t(r)] = body_.coords.base.y(first + r);
     kernels()->theta_partials(grad_x.data(), grad_y.data(), rows().x_base(), y_base.data(), out_width, count,
                               body_.row_partials + (n * body_.shape.out_height + first) * 6);
+    return {0, count * out_width};
   }
 
  private:
@@ -186,8 +212,8 @@ class GridCorners {
       : coords_(coords), shape_(shape), options_(options), kernels_(row_kernels_for(shape, options)) {}
   const simd::RowKernels* kernels() const { return kernels_; }
   bool hold(index_t) const { return false; }  // a grid may jump anywhere: add to memory
-  void corners(index_t n, index_t first, index_t count, index_t row_begin, index_t row_end,
-               ScatterBuffers& buffers, size_t block) const {
+  PixelSpan corners(index_t n, index_t first, index_t count, index_t row_begin, index_t row_end,
+                    ScatterBuffers& buffers, size_t block) const {
     // The block's rows as one run of pixels, each with its own point.
     const index_t pixel = first * shape_.out_width;
     simd::AffineRow run{nullptr, nullptr, 0.0f, 0.0f, count * shape_.out_width, shape_.out_width,
@@ -196,6 +222,7 @@ class GridCorners {
     run.grid = coords_.grid + (n * shape_.out_plane() + pixel) * 2;
     run.grid_pixels = run.out_width;  // no prefetching ahead: the scatter prefetches its own
     kernels()->corners(run, row_begin, row_end, buffers.corners(0, block));
+    return {0, run.out_width};
   }
 
  private:
@@ -243,11 +270,12 @@ bool scatter_grad_input(const Corners& source, const float* grad_output, const S
     const float* grad_image = grad_output + n * channels * out_plane;
     for (index_t first = 0; first < shape.out_height; first += block_rows) {
       const index_t rows_here = std::min(block_rows, shape.out_height - first);
-      source.corners(n, first, rows_here, row_begin, row_end, buffers, block);
-      const simd::RowCorners corners = buffers.corners(0, block);
+      const PixelSpan span = source.corners(n, first, rows_here, row_begin, row_end, buffers, block);
+      const simd::RowCorners corners = buffers.corners(span.first, block);
       // The block's rows are consecutive in grad_output too: one raster run of pixels.
-      const index_t count = rows_here * out_width;
-      const float* grad_block = grad_image + first * out_width;
+      const index_t count = span.second - span.first;
+      if (count == 0) continue;
+      const float* grad_block = grad_image + first * out_width + span.first;
       if (!by_lanes) {
         scatter::scatter_run<float>(corners, count, width, 0, grad_block, image, hold, prefetch);
         continue;
