@@ -236,13 +236,14 @@ def test_short_rows_as_flat_runs(rng, simd_level, threads):
         stn.set_num_threads(previous)
 
 
-@pytest.mark.parametrize("channels", [8, 9, 16, 33])
+@pytest.mark.parametrize("channels", [8, 9, 16, 17, 32, 33])
 @pytest.mark.parametrize("threads", [1, 3])
 def test_forward_from_channels_last_copies(rng, simd_level, channels, threads):
     # With 8 or more channels, at least one image per thread, and an input no larger than
-    # twice the output, the AVX2 forward reads a channels-last copy of each image (channels
-    # padded to a multiple of 8; a pixel count that is not a multiple of 8 leaves a tail to
-    # copy). Rows of 140 pixels are a chunk of 16 vectors and a part; the rotations put
+    # twice the output, the forward reads a channels-last copy of each image (channels
+    # padded to a multiple of 8 for the AVX2 kernel, of 16 for the AVX-512 one, which takes
+    # 16 channels and 16 pixels at a time; a pixel count that is not a multiple of 8 leaves
+    # a tail to copy). Rows of 140 pixels are a chunk of 16 vectors and a part; the rotations put
     # vectors across every image edge, and a NaN theta sends a whole image down the masked path.
     previous = stn.get_num_threads()
     stn.set_num_threads(threads)

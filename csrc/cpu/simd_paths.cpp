@@ -62,15 +62,20 @@ class OutputTiles {
 // output it makes, and its copy stays in a core's L2 cache for the warp that reads it; each
 // thread copies whole images and keeps its copy's memory for the next call. Larger images
 // take the plane-by-plane kernels: with 4 MiB images (8 x 64 x 128 x 128), the copy's extra
-// pass through memory made the forward 1.5x slower (measured on a busy machine).
+// pass through memory made the forward 1.5x slower with the AVX2 kernel (measured on a busy
+// machine), 1.2x with the AVX-512 one.
 constexpr index_t kChannelsLastMinChannels = 8;
 constexpr size_t kChannelsLastBytes = size_t(1) << 20;
 
-index_t channels_last_width(index_t channels) { return (channels + 7) / 8 * 8; }
+// The copy's channels: C rounded up to the kernels' block.
+index_t channels_last_width(const simd::RowKernels* kernels, index_t channels) {
+  const index_t block = kernels->channels_last_block;
+  return (channels + block - 1) / block * block;
+}
 
 bool use_channels_last(const simd::RowKernels* kernels, const SamplerShape& shape, index_t batch) {
   if (kernels->forward_channels_last == nullptr || shape.channels < kChannelsLastMinChannels) return false;
-  const size_t bytes = size_t(channels_last_width(shape.channels) * shape.in_plane()) * sizeof(float);
+  const size_t bytes = size_t(channels_last_width(kernels, shape.channels) * shape.in_plane()) * sizeof(float);
   return batch >= get_num_threads() && shape.in_plane() <= 2 * shape.out_plane() && bytes <= kChannelsLastBytes;
 }
 
@@ -78,8 +83,8 @@ bool use_channels_last(const simd::RowKernels* kernels, const SamplerShape& shap
 void launch_channels_last(const AffineRows& rows, index_t batch,
                           const ForwardPixel<float, Interp::Bilinear, AffineCoords<float>>& body) {
   const SamplerShape& shape = body.shape;
-  const index_t c8 = channels_last_width(shape.channels);
   const simd::RowKernels* kernels = rows.kernels();
+  const index_t c8 = channels_last_width(kernels, shape.channels);
   const bool split = batch * shape.out_plane() >= kMinItemsToSplit;
   parallel_for(batch, [&](index_t n) {
     thread_local std::vector<float> copy;  // (H, W, c8), reused

@@ -74,8 +74,9 @@ using CornersRowFn = void (*)(const AffineRow& row, int64_t row_begin, int64_t r
 // GridGradRowFn, and the row's corners as CornersRowFn gives them for rows [0, in_height).
 using GridGradCornersFn = void (*)(const AffineRow& row, ConstPlanes input, const float* grad_output,
                                    int64_t out_plane, float* grad_x, float* grad_y, const RowCorners& corners);
-// An image's (C, H * W) planes as (H * W, c8) pixels, c8 = C rounded up to 8, channels C..c8
-// zero: the layout forward_channels_last reads.
+// An image's (C, H * W) planes as (H * W, c8) pixels, c8 = C rounded up to a multiple of 8
+// (RowKernels::channels_last_block), channels C..c8 zero: the layout forward_channels_last
+// reads.
 using ToChannelsLastFn = void (*)(ConstPlanes input, int64_t pixels, float* out, int64_t c8);
 // ForwardRowFn, reading interior pixels from `image`, the channels-last copy of `input`.
 using ForwardChannelsLastFn = void (*)(const AffineRow& row, const float* image, int64_t c8, ConstPlanes input,
@@ -117,6 +118,7 @@ struct RowKernels {
   // For images of many channels; nullptr where the level has none (then `forward` serves).
   ToChannelsLastFn to_channels_last;
   ForwardChannelsLastFn forward_channels_last;
+  int64_t channels_last_block;  // the copy's channels are a multiple of this (8 or 16)
   // forward, grid_grad and corners accept flat runs of rows (AffineRow::y_base_at).
   bool flat_rows;
   ThetaPartialsFn theta_partials;

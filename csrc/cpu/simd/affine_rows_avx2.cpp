@@ -40,6 +40,7 @@ const RowKernels* avx2_kernels() {
                                   &Kernels::corners_row,
                                   &ChannelsLastAvx2::to_channels_last,
                                   &ChannelsLastAvx2::forward,
+                                  ChannelsLastAvx2::kBlock,
                                   true,
                                   &ThetaPartialsAvx2::rows,
                                   {Scatter8::L, &Scatter8::scatter, &Scatter8::to_planes},

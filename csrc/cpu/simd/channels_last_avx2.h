@@ -59,7 +59,7 @@ struct ChannelsLastAvx2 {
       const int64_t end = first + tile < whole ? first + tile : whole;
       for (int64_t block = 0; block < c8; block += kBlock) {
         const int64_t here = input.channels - block < kBlock ? input.channels - block : kBlock;
-        const float* planes = input.data + block * input.plane;
+        const float* planes = here > 0 ? input.data + block * input.plane : input.data;  // (unread past C)
         for (int64_t p = first; p < end; p += kBlock) {
           __m256 v[8];
           for (int j = 0; j < kBlock; ++j)
