@@ -25,7 +25,7 @@ BILINEAR = 0
 AFFINE = transforms.resolve("test", "affine", np.zeros((1, 2, 3)), None, None).core_args()
 
 # (N, C, H, W, Ho, Wo): tails of 1..15 lanes, one-pixel rows, tall and wide images,
-# up- and downsampling.
+# up- and downsampling, rows split into strips.
 SHAPES = [
     (2, 3, 9, 11, 7, 13),
     (1, 1, 2, 2, 5, 33),
@@ -36,6 +36,7 @@ SHAPES = [
     (1, 1, 200, 200, 20, 20),
     (4, 3, 1, 7, 3, 18),
     (2, 2, 7, 1, 19, 3),
+    (1, 3, 40, 300, 9, 530),  # strips of 256 columns and a short last one
 ]
 
 
