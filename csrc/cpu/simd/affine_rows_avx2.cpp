@@ -1,6 +1,7 @@
 // The AVX2 row kernels. Compiled with -mavx2 -ffp-contract=off (CMakeLists.txt) and called
 // only when the CPU has AVX2 (simd_dispatch.cpp).
 #include "../lane_scatter.h"
+#include "channels_last.h"
 #include "channels_last_avx2.h"
 #include "clamped_pairs.h"
 #include "interior_row_kernels.h"
@@ -23,7 +24,7 @@ struct Transpose8 {
   static void run(const scatter::Lanes8 rows[8], scatter::Lanes8 columns[8]) {
     __m256 block[8];
     for (int i = 0; i < 8; ++i) block[i] = __m256(rows[i]);
-    ChannelsLastAvx2::transpose8x8(block);
+    Avx2::transpose(block);
     for (int i = 0; i < 8; ++i) columns[i] = scatter::Lanes8(block[i]);
   }
 };
@@ -39,8 +40,8 @@ const RowKernels* avx2_kernels() {
                                   &Kernels::grid_grad,
                                   &Kernels::corners_row,
                                   &ChannelsLastAvx2::to_channels_last,
-                                  &ChannelsLastAvx2::forward,
-                                  ChannelsLastAvx2::kBlock,
+                                  &ChannelsLast<Avx2>::forward,
+                                  ChannelsLast<Avx2>::kBlock,
                                   true,
                                   &ThetaPartialsAvx2::rows,
                                   {Scatter8::L, &Scatter8::scatter, &Scatter8::to_planes},

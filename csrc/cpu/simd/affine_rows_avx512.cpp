@@ -6,7 +6,7 @@
 // second, AVX-512 copy of the same inline functions, and the linker may keep either copy for
 // both callers.
 #include "../lane_scatter.h"
-#include "channels_last_avx512.h"
+#include "channels_last.h"
 #include "clamped_pairs.h"
 #include "interior_row_kernels.h"
 #include "pair_loads_avx512.h"
@@ -25,10 +25,10 @@ namespace {
 // lane_scatter.h's transpose of 16 channels of 16 elements.
 struct Transpose16 {
   static void run(const scatter::Lanes16 rows[16], scatter::Lanes16 columns[16]) {
-    __m512 in[16], out[16];
-    for (int i = 0; i < 16; ++i) in[i] = __m512(rows[i]);
-    transpose16x16(in, out);
-    for (int i = 0; i < 16; ++i) columns[i] = scatter::Lanes16(out[i]);
+    __m512 block[16];
+    for (int i = 0; i < 16; ++i) block[i] = __m512(rows[i]);
+    Avx512::transpose(block);
+    for (int i = 0; i < 16; ++i) columns[i] = scatter::Lanes16(block[i]);
   }
 };
 
@@ -41,7 +41,7 @@ const RowKernels* avx512_kernels() {
   static const RowKernels kernels = [] {
     const RowKernels* avx2 = avx2_kernels();
     return RowKernels{"AVX-512", &Kernels::forward, &Kernels::grid_grad, &Kernels::corners_row,
-                      avx2->to_channels_last, &ChannelsLastAvx512::forward, ChannelsLastAvx512::kBlock, true,
+                      avx2->to_channels_last, &ChannelsLast<Avx512>::forward, ChannelsLast<Avx512>::kBlock, true,
                       avx2->theta_partials,
                       LaneScatter{Scatter16::L, &Scatter16::scatter, &Scatter16::to_planes},
                       &Kernels::Masked::grid_points,

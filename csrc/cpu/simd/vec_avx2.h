@@ -27,6 +27,8 @@ struct Avx2 {
 
   static F set(float x) { return _mm256_set1_ps(x); }
   static F zero() { return _mm256_setzero_ps(); }
+  static F loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static int bits(M m) { return _mm256_movemask_ps(m); }  // bit p: lane p of m
   // Whole vectors (every lane set) take plain loads and stores: AMD's masked moves are
   // microcoded, a masked store costing several times a plain one.
   static bool full(M m) { return _mm256_movemask_ps(m) == 0xFF; }
@@ -93,6 +95,25 @@ struct Avx2 {
 
   static F gather(const float* base, I offset, M m) {
     return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, offset, m, 4);
+  }
+
+  // In place: element j of rows[i] moves to element i of rows[j].
+  static void transpose(F rows[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm256_unpacklo_ps(rows[i], rows[i + 1]);      // r_i0 r_j0 r_i1 r_j1 | r_i4 r_j4 r_i5 r_j5
+      t[i + 1] = _mm256_unpackhi_ps(rows[i], rows[i + 1]);  // r_i2 r_j2 r_i3 r_j3 | r_i6 r_j6 r_i7 r_j7
+    }
+    for (int i = 0; i < 8; i += 4) {
+      u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));      // column 0 (4)
+      u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));  // column 1 (5)
+      u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));  // column 2 (6)
+      u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));  // column 3 (7)
+    }
+    for (int i = 0; i < 4; ++i) {
+      rows[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);      // columns 0..3: low halves
+      rows[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);  // columns 4..7: high halves
+    }
   }
 };
 

@@ -25,6 +25,8 @@ struct Avx512 {
 
   static F set(float x) { return _mm512_set1_ps(x); }
   static F zero() { return _mm512_setzero_ps(); }
+  static F loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static int bits(M m) { return m; }  // bit p: lane p of m
   static F load(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }  // 0 where !m
   static void store(float* p, F v, M m) { _mm512_mask_storeu_ps(p, m, v); }
 
@@ -76,6 +78,31 @@ struct Avx512 {
   // base[offset] in lanes of m, 0 elsewhere (those lanes read no memory).
   static F gather(const float* base, I offset, M m) {
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, offset, base, 4);
+  }
+
+  // In place: element j of rows[i] moves to element i of rows[j].
+  static void transpose(F rows[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {  // 128-bit block q: rows i, i + 1 at columns 4q .. 4q + 3
+      t[i] = _mm512_unpacklo_ps(rows[i], rows[i + 1]);      // 4q, 4q + 1
+      t[i + 1] = _mm512_unpackhi_ps(rows[i], rows[i + 1]);  // 4q + 2, 4q + 3
+    }
+    for (int i = 0; i < 16; i += 4) {  // u[i + j], block q: column 4q + j of rows i .. i + 3
+      u[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+      u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+      u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+      u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int j = 0; j < 4; ++j) {  // column 4q + j: block q of u[j], u[4 + j], u[8 + j], u[12 + j]
+      const __m512 blocks02_top = _mm512_shuffle_f32x4(u[j], u[4 + j], _MM_SHUFFLE(2, 0, 2, 0));
+      const __m512 blocks13_top = _mm512_shuffle_f32x4(u[j], u[4 + j], _MM_SHUFFLE(3, 1, 3, 1));
+      const __m512 blocks02_low = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], _MM_SHUFFLE(2, 0, 2, 0));
+      const __m512 blocks13_low = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], _MM_SHUFFLE(3, 1, 3, 1));
+      rows[j] = _mm512_shuffle_f32x4(blocks02_top, blocks02_low, _MM_SHUFFLE(2, 0, 2, 0));
+      rows[4 + j] = _mm512_shuffle_f32x4(blocks13_top, blocks13_low, _MM_SHUFFLE(2, 0, 2, 0));
+      rows[8 + j] = _mm512_shuffle_f32x4(blocks02_top, blocks02_low, _MM_SHUFFLE(3, 1, 3, 1));
+      rows[12 + j] = _mm512_shuffle_f32x4(blocks13_top, blocks13_low, _MM_SHUFFLE(3, 1, 3, 1));
+    }
   }
 };
 
