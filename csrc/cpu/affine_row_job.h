@@ -107,7 +107,10 @@ class AffineRows {
     // A sample has a corner in the band when row_begin - 1 <= y < row_end.
     const double low = double(row_begin - 1) - margin, high = double(row_end) + margin;
     const double slope = (last - first) / double(width - 1);
-    if (slope == 0.0) return first >= low && first <= high ? std::make_pair(index_t(0), width) : std::make_pair(index_t(0), index_t(0));
+    if (slope == 0.0) {  // the row runs along the band's rows: all of it or none
+      const bool reaches = first >= low && first <= high;
+      return {0, reaches ? width : 0};
+    }
     double enter = (low - first) / slope, leave = (high - first) / slope;  // columns where y meets low, high
     if (enter > leave) std::swap(enter, leave);
     const double begin = std::max(0.0, std::floor(enter) - 1.0), end = std::min(double(width), std::ceil(leave) + 2.0);

@@ -91,15 +91,15 @@ void launch_channels_last(const AffineRows& rows, index_t batch,
                           const ForwardPixel<float, Interp::Bilinear, AffineCoords<float>>& body) {
   const SamplerShape& shape = body.shape;
   const simd::RowKernels* kernels = rows.kernels();
-  const index_t c8 = channels_last_width(kernels, shape.channels);
+  const index_t padded = channels_last_width(kernels, shape.channels);
   const bool split = batch * shape.out_plane() >= kMinItemsToSplit;
   parallel_for(batch, [&](index_t n) {
-    thread_local std::vector<float> copy;  // (H, W, c8), reused
-    copy.resize(size_t(c8 * shape.in_plane()));
+    thread_local std::vector<float> copy;  // (H, W, padded), reused
+    copy.resize(size_t(padded * shape.in_plane()));
     const simd::ConstPlanes image = rows.image(body.input, n);
-    kernels->to_channels_last(image, shape.in_plane(), copy.data(), c8);
+    kernels->to_channels_last(image, shape.in_plane(), copy.data(), padded);
     for (index_t ho = 0; ho < shape.out_height; ++ho)
-      kernels->forward_channels_last(rows.row(n, ho), copy.data(), c8, image, body.output + rows.out_row(n, ho),
+      kernels->forward_channels_last(rows.row(n, ho), copy.data(), padded, image, body.output + rows.out_row(n, ho),
                                      shape.out_plane());
   }, split ? 2 : batch + 1);
 }
