@@ -175,6 +175,19 @@ void store_lanes(float* at, T value) {
   std::memcpy(at, &value, sizeof(T));
 }
 
+// LaneKernels' Transpose from a level's in-place V::transpose (vec_avx2.h, vec_avx512.h),
+// for lanes T of the level's width; only that level's translation unit instantiates it.
+template <class V, typename T>
+struct LevelTranspose {
+  static_assert(kLanesOf<T> == V::kLanes, "lanes of the level's width");
+  static void run(const T rows[V::kLanes], T columns[V::kLanes]) {
+    typename V::F block[V::kLanes];
+    for (int i = 0; i < V::kLanes; ++i) block[i] = (typename V::F)rows[i];
+    V::transpose(block);
+    for (int i = 0; i < V::kLanes; ++i) columns[i] = (T)block[i];
+  }
+};
+
 // The lane scatter of one level: T the lane vector, Transpose::run(T rows[L], T columns[L])
 // moving element j of rows[i] to element i of columns[j] (L channels of L consecutive
 // elements, exchanged between the plane layout and the lane layout). Its functions have

@@ -17,21 +17,7 @@ namespace simd {
 template <>
 struct CornerFetch<Avx2> : ClampedPairs<Avx2> {};
 
-namespace {
-
-// lane_scatter.h's transpose of 8 channels of 8 elements.
-struct Transpose8 {
-  static void run(const scatter::Lanes8 rows[8], scatter::Lanes8 columns[8]) {
-    __m256 block[8];
-    for (int i = 0; i < 8; ++i) block[i] = __m256(rows[i]);
-    Avx2::transpose(block);
-    for (int i = 0; i < 8; ++i) columns[i] = scatter::Lanes8(block[i]);
-  }
-};
-
-using Scatter8 = scatter::LaneKernels<scatter::Lanes8, Transpose8>;
-
-}  // namespace
+using Scatter8 = scatter::LaneKernels<scatter::Lanes8, scatter::LevelTranspose<Avx2, scatter::Lanes8>>;
 
 const RowKernels* avx2_kernels() {
   using Kernels = InteriorRowKernels<Avx2>;

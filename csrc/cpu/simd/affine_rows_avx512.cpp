@@ -20,21 +20,7 @@ namespace simd {
 template <>
 struct CornerFetch<Avx512> : ClampedPairs<Avx512> {};
 
-namespace {
-
-// lane_scatter.h's transpose of 16 channels of 16 elements.
-struct Transpose16 {
-  static void run(const scatter::Lanes16 rows[16], scatter::Lanes16 columns[16]) {
-    __m512 block[16];
-    for (int i = 0; i < 16; ++i) block[i] = __m512(rows[i]);
-    Avx512::transpose(block);
-    for (int i = 0; i < 16; ++i) columns[i] = scatter::Lanes16(block[i]);
-  }
-};
-
-using Scatter16 = scatter::LaneKernels<scatter::Lanes16, Transpose16>;
-
-}  // namespace
+using Scatter16 = scatter::LaneKernels<scatter::Lanes16, scatter::LevelTranspose<Avx512, scatter::Lanes16>>;
 
 const RowKernels* avx512_kernels() {
   using Kernels = InteriorRowKernels<Avx512>;
