@@ -19,7 +19,7 @@ def test_quick_bench_writes_json(tmp_path, capsys):
 
     result = json.loads(path.read_text())
     assert {"machine", "copy_bandwidth_gbs", "rows"} <= result.keys()
-    assert {"build_info", "threads", "versions"} <= result["machine"].keys()
+    assert {"build_info", "threads", "versions", "omp_policy"} <= result["machine"].keys()
     assert result["machine"]["threads"] == 1
     assert result["copy_bandwidth_gbs"] > 0
 

@@ -7,12 +7,11 @@
 See functional.py for the coordinate conventions (those of PyTorch's grid_sample).
 """
 
-import os as _os
+# How OpenMP threads wait between parallel regions (a short spin, then sleep), unless the
+# user chose: set before the compiled core loads the OpenMP runtime (see omp_policy.py).
+from . import omp_policy as _omp_policy
 
-# OpenMP threads that spin after each parallel region steal the cores numpy's BLAS threads
-# need (and the other way round): in a net, kernels ran 5x slower. Sleep instead, unless the
-# user chose a policy. Must be set before the compiled core loads the OpenMP runtime.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_omp_policy.choose()
 
 from .functional import (  # noqa: E402
     affine_grid,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import bench_peers, bench_table, functional
+from . import bench_peers, bench_table, functional, omp_policy
 from .bench_peers import Timed
 from .bench_timing import interleaved_medians_ms, median_ms
 
@@ -258,8 +258,10 @@ def thread_scaling(case: Case, backend: Backend, threads: int, repeats: int) -> 
 def machine_info(backend: Backend, threads: int, peers) -> dict:
     versions = {"python": sys.version.split()[0], "numpy": np.__version__}
     versions.update({peer.name: peer.version for peer in peers})
+    # The OpenMP waiting policy every implementation ran under (None: the runtime's default;
+    # see omp_policy.py).
     return {"device": backend.device, "threads": threads, "build_info": functional.build_info(),
-            "versions": versions}
+            "versions": versions, "omp_policy": omp_policy.in_effect()}
 
 
 def run(args) -> int:

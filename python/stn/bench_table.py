@@ -18,6 +18,13 @@ def _copy_probe(machine: dict, copy_mb: int) -> str:
     return f"cupy.copyto of {copy_mb} MB on the GPU"
 
 
+def _omp_policy(machine: dict) -> str:
+    chosen = {name: value for name, value in machine.get("omp_policy", {}).items() if value is not None}
+    if not chosen:
+        return "the runtime's defaults"
+    return ", ".join(f"{name}={value}" for name, value in chosen.items())
+
+
 def header(machine: dict, bandwidth_gbs: float, calls: int, round_calls: int, copy_mb: int) -> str:
     info = machine["build_info"]
     versions = ", ".join(f"{name} {version or 'n/a'}" for name, version in machine["versions"].items())
@@ -27,6 +34,7 @@ def header(machine: dict, bandwidth_gbs: float, calls: int, round_calls: int, co
         f"  stn built with {info.get('compiler')} (baseline {info.get('simd')}), row kernels "
         f"{info.get('simd_kernels', 'n/a')} chosen at run time; {versions}",
         f"  copy bandwidth ({_copy_probe(machine, copy_mb)}): {bandwidth_gbs:.1f} GB/s",
+        f"  OpenMP waiting, shared by stn and torch: {_omp_policy(machine)}",
         "  ratio = implementation ms / stn fused ms (> 1: stn fused is faster); "
         "GB/s = (input + output bytes) / forward time",
         "",
