@@ -50,8 +50,8 @@ def runs_benchmark(orig_argv) -> bool:
 def choose(environ=os.environ, orig_argv=None) -> dict:
     """Sets POLICY in `environ` unless the user set any of its variables or the command is a
     benchmark (runs_benchmark); returns what it set."""
-    if orig_argv is None:
-        orig_argv = getattr(sys, "orig_argv", sys.argv)
+    if orig_argv is None:  # Python < 3.10 lacks orig_argv; its argv names no -m module
+        orig_argv = getattr(sys, "orig_argv", [sys.executable, *sys.argv])
     if any(name in environ for name in POLICY) or runs_benchmark(orig_argv):
         return {}
     environ.update(POLICY)
@@ -59,5 +59,7 @@ def choose(environ=os.environ, orig_argv=None) -> dict:
 
 
 def in_effect(environ=os.environ) -> dict:
-    """The policy variables as the runtime read them (None: its default)."""
+    """The policy variables in the environment (None: unset, the runtime's default). The
+    runtime read them if it loaded after they were set: normally it loads with stn's core, just
+    after choose(); where another library loaded it first, it kept what that one saw."""
     return {name: environ.get(name) for name in POLICY}
