@@ -365,3 +365,29 @@ def test_level_selection():
     assert _core.simd_level() == "off"  # unchanged by a refused request
     assert _core.set_simd_level("best")
     assert _core.simd_level() in ("AVX-512", "AVX2", "off")
+
+
+def _cpuinfo():
+    """(vendor, family, flags) of the first CPU in /proc/cpuinfo; None where it is absent."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
+    except OSError:
+        return None
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    if "vendor_id" not in fields or "cpu family" not in fields:
+        return None
+    return fields["vendor_id"], int(fields["cpu family"]), set(fields.get("flags", "").split())
+
+
+@pytest.mark.skipif(_cpuinfo() is None or "avx2" not in _cpuinfo()[2] or "avx2" not in LEVELS,
+                    reason="needs /proc/cpuinfo and an AVX2 x86 CPU")
+def test_best_level_follows_the_cpu():
+    # The widest level, except AVX2 on AMD family 19h (Zen 4 halves 512-bit work).
+    vendor, family, flags = _cpuinfo()
+    assert _core.set_simd_level("best")
+    if vendor == "AuthenticAMD" and family == 0x19:
+        expected = "AVX2"
+    else:
+        expected = "AVX-512" if "avx512f" in flags and "avx512" in LEVELS else "AVX2"
+    assert _core.simd_level() == expected

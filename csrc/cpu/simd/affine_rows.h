@@ -129,7 +129,8 @@ struct RowKernels {
 };
 
 // The kernels in use, or nullptr when none applies (no SIMD level on this CPU or build, or
-// switched off). The default is the widest level the CPU supports; the environment variable
+// switched off). The default is the fastest level the CPU supports (the widest, except AVX2
+// on AMD Zen 4: simd_dispatch.cpp); the environment variable
 // STN_SIMD=avx512|avx2|off at start-up, or set_level(), chooses another.
 const RowKernels* row_kernels();
 

@@ -7,8 +7,9 @@
 // Measured on an Intel Xeon (AVX-512, 2 threads), against the loads: forward 0.77x the time
 // (seed, cluttered MNIST) to 0.87-0.89x (deep maps, one large image), backward 0.89-0.98x.
 // A gather of 32-bit elements, twice the loads for the same corners, was 0-25% slower than
-// the loads. AMD Zen 3's AVX2 gathers are slow (pair_loads_avx2.h); no AVX-512 AMD CPU was
-// measured.
+// the loads. AMD Zen 3's AVX2 gathers are slow (pair_loads_avx2.h), and on AMD Zen 4 these
+// kernels lose to the AVX2 ones, which the dispatch prefers there (simd_dispatch.cpp); 16
+// lanes assembled from 8-byte loads as the AVX2 split does were no faster there.
 #pragma once
 
 #include <immintrin.h>
