@@ -94,6 +94,20 @@ def test_rotations_and_zooms(rng, simd_level, angle, scale):
         check_fused(x, theta, (40, 50), padding, False, grad_output)
 
 
+def test_whole_interior_chunks(rng, simd_level):
+    # A zoom into the middle of a wide image keeps every pixel interior: the forward then takes
+    # whole chunks of 16 vectors (128 pixels with AVX2, 256 with AVX-512, a strip) through its
+    # plain loop; 600 columns end in a short strip with a partial vector.
+    x = rng.standard_normal((2, 3, 40, 300)).astype(np.float32)
+    grad_output = rng.standard_normal((2, 3, 6, 600)).astype(np.float32)
+    for angle in (0.0, 3.0):
+        a = np.radians(angle)
+        theta = np.tile(np.array([[0.5 * np.cos(a), -0.5 * np.sin(a), 0.05],
+                                  [0.5 * np.sin(a), 0.5 * np.cos(a), -0.1]], np.float32), (2, 1, 1))
+        for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
+            check_fused(x, theta, (6, 600), padding, align, grad_output)
+
+
 def test_identity_and_integer_shifts_hit_cell_edges(rng, simd_level):
     x = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)
     grad_output = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)

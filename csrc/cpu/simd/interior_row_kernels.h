@@ -137,13 +137,18 @@ struct InteriorRowKernels {
   // would stall the stores. The forward asks for the lines this many rows down, for writing.
   static constexpr int kOutputPrefetchRows = 2;
 
-  // Stores the lanes of `value` in `lanes` at `at` and asks for the line kOutputPrefetchRows
-  // rows down.
-  [[gnu::always_inline]] static void store_and_prefetch_below(float* at, F value, M lanes, const RowConstants& r) {
+  // Asks for the output line kOutputPrefetchRows rows below `at`, for writing.
+  [[gnu::always_inline]] static void prefetch_below(const float* at, const RowConstants& r) {
     // An integer address: past the last row it lies outside the output, where a prefetch is
     // harmless but a pointer would not be.
     const uintptr_t below = reinterpret_cast<uintptr_t>(at) + uintptr_t(r.out_ahead) * sizeof(float);
     __builtin_prefetch(reinterpret_cast<const void*>(below), 1);
+  }
+
+  // Stores the lanes of `value` in `lanes` at `at` and asks for the line kOutputPrefetchRows
+  // rows down.
+  [[gnu::always_inline]] static void store_and_prefetch_below(float* at, F value, M lanes, const RowConstants& r) {
+    prefetch_below(at, r);
     V::store(at, value, lanes);
   }
 
@@ -176,13 +181,17 @@ struct InteriorRowKernels {
     if (r.grid && !k.ahead_known) return;
     const int32_t* corner = r.grid ? k.north_west_ahead : k.north_west;
     const int64_t shift = r.grid ? 0 : r.ahead;
-    // Integer addresses: the lines ahead may lie outside the plane (past the last row), where
-    // a prefetch is harmless but a pointer would not be.
-    const uintptr_t at = reinterpret_cast<uintptr_t>(plane);
+    prefetch_corners(reinterpret_cast<uintptr_t>(plane) + uintptr_t(shift) * sizeof(float), corner, r);
+  }
+
+  // The lines of the corners of the first and last lanes of each 8 whose NW corners lie
+  // `corner` floats from the address `at`: integer addresses, since the lines ahead may lie
+  // outside the plane (past the last row), where a prefetch is harmless but a pointer would not be.
+  [[gnu::always_inline]] static void prefetch_corners(uintptr_t at, const int32_t* corner, const RowConstants& r) {
     const uintptr_t south = uintptr_t(r.width) * sizeof(float);
     for (int lane = 0; lane < V::kLanes; lane += 8) {
-      const uintptr_t first = at + uintptr_t(corner[lane] + shift) * sizeof(float);
-      const uintptr_t last = at + uintptr_t(corner[lane + 7] + shift) * sizeof(float);
+      const uintptr_t first = at + uintptr_t(corner[lane]) * sizeof(float);
+      const uintptr_t last = at + uintptr_t(corner[lane + 7]) * sizeof(float);
       __builtin_prefetch(reinterpret_cast<const void*>(first));
       __builtin_prefetch(reinterpret_cast<const void*>(first + south));
       __builtin_prefetch(reinterpret_cast<const void*>(last));
@@ -294,6 +303,10 @@ struct InteriorRowKernels {
       const int count = interior_chunk(row, r, first, k, at, [&](int64_t wo) {
         forward_masked(row, input, output, out_plane, wo);
       });
+      if (plain_chunk(row, r, first, k, count)) {
+        forward_plain(r, k, input, output + first, out_plane);
+        continue;
+      }
       for (int64_t channel = 0; channel < input.channels; ++channel) {
         const float* plane = input.data + channel * input.plane;
         for (int v = 0; v < count; ++v) {
@@ -306,6 +319,40 @@ struct InteriorRowKernels {
       }
     }
   }
+
+  // Whether the chunk from pixel `first` is *plain*: an affine row's kChunkVectors whole
+  // vectors, one after another, every one interior with no lane out of reach. Most chunks of
+  // a warp are; forward_plain then takes them without the checks a vector may need.
+  static bool plain_chunk(const AffineRow& row, const RowConstants& r, int64_t first, const Interior* k, int count) {
+    if (r.grid || count != kChunkVectors || first + kChunkVectors * V::kLanes > row.out_width) return false;
+    for (int v = 0; v < count; ++v)
+      if (!k[v].all_inside) return false;
+    return true;
+  }
+
+  // forward of a plain chunk (plain_chunk) whose first pixel is output[0] in channel 0: the
+  // same taps, reads and sums as forward's loop, less its per-vector checks (grid or affine,
+  // lanes out of reach, a partial vector), with an output prefetch per line, not per vector.
+  // Measured on the AMD Zen 4 (AVX2, 2 threads), against forward's loop: 0.93x the time on
+  // one 3 x 1024 x 1024 image, 0.97x on the seed's batch.
+  static void forward_plain(const RowConstants& r, const Interior* k, ConstPlanes input, float* output,
+                            int64_t out_plane) {
+    for (int64_t channel = 0; channel < input.channels; ++channel) {
+      const float* plane = input.data + channel * input.plane;
+      float* out = output + channel * out_plane;
+      const uintptr_t ahead = reinterpret_cast<uintptr_t>(plane) + uintptr_t(r.ahead) * sizeof(float);
+      for (int v = 0; v < kChunkVectors; ++v) {
+        prefetch_corners(ahead, k[v].north_west, r);
+        F corner[4];
+        PairLoads<V>::corners(plane, k[v].north_west, r.width, corner);
+        float* at = out + v * V::kLanes;
+        if (v * V::kLanes % kLineFloats == 0) prefetch_below(at, r);
+        V::storeu(at, weighted_sum(k[v].weight, corner));
+      }
+    }
+  }
+
+  static constexpr int kLineFloats = 64 / sizeof(float);
 
   // forward of the vector of pixels from wo, through the masked corners.
   static void forward_masked(const AffineRow& row, ConstPlanes input, float* output, int64_t out_plane,
