@@ -66,3 +66,29 @@ def test_training_benchmark_times_both_in_alternating_blocks(capsys):
     assert bench_train.main(["--batch", "2", "--iterations", "1", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "stn" in out and "ratio torch / stn" in out
+
+
+def test_single_threaded_peer_is_timed_after_the_rounds():
+    # A peer marked interleaved=False (scipy: single-threaded) is timed on its own once the
+    # interleaved rounds are done, so that no contender follows its idle-core spells.
+    from stn import functional
+    from stn.bench_peers import Peer, Timed
+
+    calls = []
+
+    def peer(name, interleaved):
+        def prepare(case, host):
+            def forward():
+                calls.append(name)
+                return functional.spatial_transform(host.input, host.theta, case.out_size)
+            return Timed(forward)
+        return Peer(name, "1.0", prepare, interleaved=interleaved)
+
+    case = bench.quick_case(bench.CASES[1])
+    row = bench.bench_case(case, [peer("alone", False), peer("with", True)], bench.host_backend(),
+                           repeats=3, bandwidth_gbs=10.0)
+    assert row["max_abs_diff"] == {"stn grid": 0.0, "alone": 0.0, "with": 0.0}
+    timing = calls[2:]  # after check_outputs' call of each
+    assert timing == ["with"] * timing.count("with") + ["alone"] * timing.count("alone")
+    assert timing.count("with") >= 4 and timing.count("alone") >= 4  # warm-up + 3 repeats
+    assert row["forward_ratio"]["alone"] > 0 and row["forward_ratio"]["with"] > 0

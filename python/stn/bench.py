@@ -10,8 +10,12 @@ backwards), PyTorch's affine_grid + grid_sample, OpenCV's warpAffine and scipy's
 affine_transform (peers that are not installed print "n/a"; see stn/bench_peers.py). Times
 are medians of --repeats calls after a warm-up (rounded up to whole rounds), timed in
 interleaved rounds, each implementation 3 calls per round (stn/bench_timing.py), so that a
-shared machine's slow spells reach all of them alike; ratios are peer_ms / stn_fused_ms, so
-> 1 means stn is faster. Before timing, each case checks that every implementation computes the
+shared machine's slow spells reach all of them alike. scipy, single-threaded, is timed on its
+own after the rounds: its calls (tenths of a second) left the other cores idle, and the contender after it
+in a round, always stn's fused path, started on waking cores (measured on the 2-core VM: stn's
+forward of the large image took 1.3x its time on the first call after a 10 ms idle spell and
+1.1-1.2x on the next two). Ratios are peer_ms / stn_fused_ms, so > 1 means stn is faster.
+Before timing, each case checks that every implementation computes the
 same output, so the comparison is of equal work. A copy probe measured in the same run gives
 the memory-bandwidth bound of each shape. A benchmark, not a test: nothing here asserts a time.
 """
@@ -217,12 +221,16 @@ def bench_case(case: Case, peers, backend: Backend, repeats: int, bandwidth_gbs:
         if prepared is not None:
             timed[peer.name] = prepared
     differences, warnings = check_outputs(case, timed, backend)
-    steps = {}
+    on_their_own = {peer.name for peer in peers if not peer.interleaved}
+    steps, own_steps = {}, {}
     for name, implementation in timed.items():
-        steps[name, "forward"] = implementation.forward
+        chosen = own_steps if name in on_their_own else steps
+        chosen[name, "forward"] = implementation.forward
         if implementation.forward_backward is not None:
-            steps[name, "forward_backward"] = implementation.forward_backward
+            chosen[name, "forward_backward"] = implementation.forward_backward
     medians = interleaved_medians_ms(steps, repeats, block=ROUND_CALLS, sync=backend.sync)
+    for key, step in own_steps.items():
+        medians[key] = median_ms(step, repeats, backend.sync)
     times = {name: {"forward": medians[name, "forward"],
                     "forward_backward": medians.get((name, "forward_backward"))} for name in timed}
     ours = times["stn fused"]

@@ -34,6 +34,10 @@ class Peer:
     version: Optional[str]                  # None: not installed (or no GPU path)
     prepare: Optional[Callable] = None      # (case, host inputs) -> Timed or None
     note: str = ""                          # printed under the table, e.g. "single-threaded"
+    # Timed in the rounds that interleave the contenders (bench_timing.py). A single-threaded
+    # peer is timed on its own, after them: its long calls leave every core but one idle, and
+    # whichever contender followed it in a round started on cores waking up (see bench.py).
+    interleaved: bool = True
 
 
 def _axis_maps(size: int, align_corners: bool):
@@ -165,7 +169,8 @@ def _scipy_peer(threads: int, device: str) -> Peer:
 
         return Timed(forward)
 
-    return Peer("scipy", scipy.__version__, prepare, note="scipy: single-threaded")
+    return Peer("scipy", scipy.__version__, prepare, note="scipy: single-threaded, timed after the others",
+                interleaved=False)
 
 
 def peers(threads: int, device: str = "cpu") -> list:
