@@ -108,6 +108,16 @@ def test_whole_interior_chunks(rng, simd_level):
             check_fused(x, theta, (6, 600), padding, align, grad_output)
 
 
+def test_streamed_output(rng, simd_level):
+    # An output of 8 MiB or more is written with non-temporal stores wherever a plain chunk
+    # starts on a 64-byte line: 1000-float rows put every other row's chunks on one.
+    x = rng.standard_normal((1, 2, 64, 300)).astype(np.float32)
+    grad_output = rng.standard_normal((1, 2, 1100, 1000)).astype(np.float32)
+    assert 2 * 1100 * 1000 * 4 >= 8 << 20
+    theta = np.array([[[0.5, -0.02, 0.05], [0.03, 0.5, -0.1]]], np.float32)
+    check_fused(x, theta, (1100, 1000), ZEROS, False, grad_output)
+
+
 def test_identity_and_integer_shifts_hit_cell_edges(rng, simd_level):
     x = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)
     grad_output = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)

@@ -38,6 +38,7 @@ class AffineRows {
       : coords_(coords), shape_(shape), options_(options) {
     kernels_ = row_kernels_for(shape, options);
     if (kernels_ == nullptr) return;
+    stream_output_ = size_t(shape.batch * shape.channels * shape.out_plane()) * sizeof(float) >= kStreamOutputBytes;
     x_base_.resize(size_t(shape.out_width));
     for (index_t wo = 0; wo < shape.out_width; ++wo) x_base_[size_t(wo)] = coords.base.x(wo);
     if (kernels_->flat_rows && shape.out_width < kFlatBelowWidth && shape.out_plane() <= kFlatMaxPixels) {
@@ -80,10 +81,20 @@ class AffineRows {
   simd::AffineRow row(index_t n, index_t ho) const {
     const float y_base = coords_.base.y(ho);
     const float y_step = shape_.out_height > 1 ? coords_.base.y(1) - coords_.base.y(0) : 0.0f;
-    return simd::AffineRow{coords_.theta + n * coords_.theta_stride, x_base_.data(), y_base, y_step,
-                           shape_.out_width, shape_.out_width, shape_.in_height, shape_.in_width,
-                           options_.padding == Padding::Border, options_.align_corners};
+    simd::AffineRow row{coords_.theta + n * coords_.theta_stride, x_base_.data(), y_base, y_step,
+                        shape_.out_width, shape_.out_width, shape_.in_height, shape_.in_width,
+                        options_.padding == Padding::Border, options_.align_corners};
+    row.stream_output = stream_output_;
+    return row;
   }
+
+  // Calls whose output (all images and channels) takes at least this many bytes write it with
+  // non-temporal stores where they can (simd::AffineRow::stream_output): a write that skips
+  // reading each line first, and leaves the caches to the input. Measured on the AMD Zen 4
+  // (AVX2, 2 threads), against plain stores: 0.83-0.95x the forward time on one 3 x 1024 x 1024
+  // image (12 MiB of output, which a 32 MiB L3 might have kept), 0.91x with the caches
+  // flushed before each call, 0.87x on 8 x 64 x 128 x 128 maps (32 MiB).
+  static constexpr size_t kStreamOutputBytes = size_t(8) << 20;
 
   // Output columns [first, second) of row (n, ho): outside them no sample of the row has a
   // corner in input rows [row_begin, row_end), so a band of those rows can skip them. The
@@ -136,6 +147,7 @@ class AffineRows {
   static constexpr index_t kFlatMaxPixels = index_t(1) << 16;
 
   const simd::RowKernels* kernels_ = nullptr;
+  bool stream_output_ = false;
   std::vector<float> x_base_;
   std::vector<float> x_flat_, y_flat_;  // (out_height * out_width) when flat()
 };

@@ -44,6 +44,9 @@ struct AffineRow {
   // Points readable from grid on (out_width or more): the kernels read the points of pixels
   // a few output rows (out_stride pixels each) ahead, to prefetch their input lines.
   int64_t grid_pixels = 0;
+  // The forward may write whole 64-byte lines of output with non-temporal stores: the call's
+  // output is too large to stay in cache for its reader (AffineRows::kStreamOutputBytes).
+  bool stream_output = false;
 };
 
 // One image's planes: (channels, plane) floats, channel stride `plane`.

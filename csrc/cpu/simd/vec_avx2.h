@@ -29,6 +29,7 @@ struct Avx2 {
   static F zero() { return _mm256_setzero_ps(); }
   static F loadu(const float* p) { return _mm256_loadu_ps(p); }
   static void storeu(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static void stream(float* p, F v) { _mm256_stream_ps(p, v); }  // p 32-byte aligned; fence after
   static int bits(M m) { return _mm256_movemask_ps(m); }  // bit p: lane p of m
   // Whole vectors (every lane set) take plain loads and stores: AMD's masked moves are
   // microcoded, a masked store costing several times a plain one.

@@ -27,6 +27,7 @@ struct Avx512 {
   static F zero() { return _mm512_setzero_ps(); }
   static F loadu(const float* p) { return _mm512_loadu_ps(p); }
   static void storeu(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static void stream(float* p, F v) { _mm512_stream_ps(p, v); }  // p 64-byte aligned; fence after
   static int bits(M m) { return m; }  // bit p: lane p of m
   static F load(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }  // 0 where !m
   static void store(float* p, F v, M m) { _mm512_mask_storeu_ps(p, m, v); }
