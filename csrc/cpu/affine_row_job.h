@@ -92,8 +92,8 @@ class AffineRows {
   // non-temporal stores where they can (simd::AffineRow::stream_output): a write that skips
   // reading each line first, and leaves the caches to the input. Measured on the AMD Zen 4
   // (AVX2, 2 threads), against plain stores: 0.83-0.95x the forward time on one 3 x 1024 x 1024
-  // image (12 MiB of output, which a 32 MiB L3 might have kept), 0.91x with the caches
-  // flushed before each call, 0.87x on 8 x 64 x 128 x 128 maps (32 MiB).
+  // image (12 MiB of output, which a 32 MiB L3 might have kept), 0.89-0.91x with the caches
+  // flushed before each call, 0.87-0.88x on 8 x 64 x 128 x 128 maps (32 MiB).
   static constexpr size_t kStreamOutputBytes = size_t(8) << 20;
 
   // Output columns [first, second) of row (n, ho): outside them no sample of the row has a

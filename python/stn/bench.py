@@ -11,10 +11,10 @@ affine_transform (peers that are not installed print "n/a"; see stn/bench_peers.
 are medians of --repeats calls after a warm-up (rounded up to whole rounds), timed in
 interleaved rounds, each implementation 3 calls per round (stn/bench_timing.py), so that a
 shared machine's slow spells reach all of them alike. scipy, single-threaded, is timed on its
-own after the rounds: its calls (tenths of a second) left the other cores idle, and the contender after it
-in a round, always stn's fused path, started on waking cores (measured on the 2-core VM: stn's
-forward of the large image took 1.3x its time on the first call after a 10 ms idle spell and
-1.05-1.2x on the next two). Ratios are peer_ms / stn_fused_ms, so > 1 means stn is faster.
+own after the rounds: its calls (tenths of a second) left the other cores idle, and the
+contender after it in a round, always stn's fused path, started on waking cores (measured on
+the 2-core VM: stn's forward of the large image took 1.3x its time on the first call after a
+10 ms idle spell and 1.05-1.2x on the next two). Ratios are peer_ms / stn_fused_ms, so > 1 means stn is faster.
 Before timing, each case checks that every implementation computes the same output, so the
 comparison is of equal work. A copy probe measured in the same run gives the memory-bandwidth
 bound of each shape. A benchmark, not a test: nothing here asserts a time.
