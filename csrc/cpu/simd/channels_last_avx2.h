@@ -17,25 +17,22 @@ namespace simd {
 struct ChannelsLastAvx2 {
   static constexpr int kBlock = 8;  // channels per transpose
 
-  // (C, H * W) planes -> (H * W, c8) pixels; channels C..c8 of each pixel are zero. A tile of
-  // pixels at a time (32 KiB of the copy, which stays in cache), its channels 8 at a time:
-  // reading 8 planes at once, not all of them, whose lines at the same offset would compete
-  // for the same cache sets.
+  // (C, H * W) planes -> (H * W, c8) pixels; channels C..c8 of each pixel are zero. Channels
+  // 8 at a time, each block across every pixel: 8 planes read from start to end, streams the
+  // hardware prefetchers follow, while the copy (at most 1 MiB, simd_paths.cpp) stays in L2.
+  // Reading the block's planes 1 KiB at a time, a tile of 32 KiB of the copy for all blocks
+  // in turn, took 1.01-1.18x the forward time (AMD Zen 4, 2 threads; 32 x 32 x 64 x 64: 1.13x).
   static void to_channels_last(ConstPlanes input, int64_t pixels, float* out, int64_t c8) {
     const int64_t whole = pixels / kBlock * kBlock;
-    const int64_t tile = (8192 / c8 + kBlock - 1) / kBlock * kBlock;
-    for (int64_t first = 0; first < whole; first += tile) {
-      const int64_t end = first + tile < whole ? first + tile : whole;
-      for (int64_t block = 0; block < c8; block += kBlock) {
-        const int64_t here = input.channels - block < kBlock ? input.channels - block : kBlock;
-        const float* planes = here > 0 ? input.data + block * input.plane : input.data;  // (unread past C)
-        for (int64_t p = first; p < end; p += kBlock) {
-          __m256 v[8];
-          for (int j = 0; j < kBlock; ++j)
-            v[j] = j < here ? _mm256_loadu_ps(planes + j * input.plane + p) : _mm256_setzero_ps();
-          Avx2::transpose(v);
-          for (int i = 0; i < kBlock; ++i) _mm256_storeu_ps(out + (p + i) * c8 + block, v[i]);
-        }
+    for (int64_t block = 0; block < c8; block += kBlock) {
+      const int64_t here = input.channels - block < kBlock ? input.channels - block : kBlock;
+      const float* planes = here > 0 ? input.data + block * input.plane : input.data;  // (unread past C)
+      for (int64_t p = 0; p < whole; p += kBlock) {
+        __m256 v[8];
+        for (int j = 0; j < kBlock; ++j)
+          v[j] = j < here ? _mm256_loadu_ps(planes + j * input.plane + p) : _mm256_setzero_ps();
+        Avx2::transpose(v);
+        for (int i = 0; i < kBlock; ++i) _mm256_storeu_ps(out + (p + i) * c8 + block, v[i]);
       }
     }
     for (int64_t p = whole; p < pixels; ++p)
