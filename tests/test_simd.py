@@ -108,6 +108,22 @@ def test_whole_interior_chunks(rng, simd_level):
             check_fused(x, theta, (6, 600), padding, align, grad_output)
 
 
+def test_plain_chunks_leave_at_any_vector(rng, simd_level):
+    # A chunk of 16 whole vectors computes its taps on the plain path first and leaves it, for
+    # the masked one, once a vector has a lane off the interior (checked every 4 vectors).
+    # Sliding the image's left and right edges across 512-pixel rows puts that first vector at
+    # every position of a chunk (16 vectors: 128 pixels with AVX2, 256 with AVX-512); a NaN
+    # theta sends every vector of its image off the plain path.
+    x = rng.standard_normal((2, 2, 6, 200)).astype(np.float32)
+    grad_output = rng.standard_normal((2, 2, 3, 512)).astype(np.float32)
+    for step, shift in enumerate(np.linspace(-1.2, 1.2, 25)):
+        theta = np.tile(np.array([[1.3, 0.0, shift], [0.0, 0.5, 0.0]], np.float32), (2, 1, 1))
+        if step == 12:
+            theta[1, 0, 0] = np.nan
+        for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
+            check_fused(x, theta, (3, 512), padding, align, grad_output)
+
+
 def test_streamed_output(rng, simd_level):
     # An output of 8 MiB or more is written with non-temporal stores wherever a plain chunk
     # starts on a 64-byte line: 1000-float rows put every other row's chunks on one.
