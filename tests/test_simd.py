@@ -236,6 +236,30 @@ def test_grad_input_channel_groups(rng, simd_level, channels, threads):
         stn.set_num_threads(previous)
 
 
+@pytest.mark.parametrize("threads", [1, 3, 8])
+def test_one_channel_grad_input_through_a_buffer(rng, simd_level, threads):
+    # One channel, 1 MiB of grad_input or more in planes of at most 256 KiB: each band is
+    # scattered into a per-thread buffer and streamed out. 8 threads split each of 5 images
+    # into 2 bands of rows (a buffer then holds a band from its first row, not the image's);
+    # the fused backward, the grid gradient and scatter, and grid_sample's backward all take it.
+    previous = stn.get_num_threads()
+    stn.set_num_threads(threads)
+    try:
+        for (n, h, w), out_size in [((80, 60, 60), (28, 28)), ((5, 240, 256), (101, 123))]:
+            assert n * h * w * 4 >= 1 << 20 and h * w * 4 <= 256 << 10
+            x = rng.standard_normal((n, 1, h, w)).astype(np.float32)
+            x[1, 0, 7, 9] = np.inf
+            theta = random_theta(rng, n, np.float32)
+            theta[2, 1, 2] = np.nan
+            grad_output = rng.standard_normal((n, 1, *out_size)).astype(np.float32)
+            for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
+                check_fused(x, theta, out_size, padding, align, grad_output)
+            grid = affine_grid(random_theta(rng, n, np.float32).astype(np.float64), out_size)
+            check_grid_sample(x, grid, ZEROS, False, grad_output)
+    finally:
+        stn.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("channels", [1, 5, 12, 20])
 def test_grad_input_of_strong_magnification(rng, simd_level, channels):
     # Below a step of 1/8 input pixel between neighbouring output pixels the scatter holds
