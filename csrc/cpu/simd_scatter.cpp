@@ -102,7 +102,9 @@ constexpr size_t kKeptLaneBytes = size_t(32) << 20;
 // alternating calls): cluttered MNIST's forward and backward (256 x 1 x 60 x 60, 3.7 MB of
 // grad_input) 0.92-0.95x the time, its backward alone 0.955x; 64 x 1 x 128 x 128 (64 KiB
 // planes) the same. A smaller grad_input stays in cache for its reader, with plain stores
-// (32 x 1 x 60 x 60, 0.46 MB, would have taken 0.96x).
+// (32 x 1 x 60 x 60, 0.46 MB, would have taken 0.96x). The threshold is lower than the
+// forward's streamed output (AffineRows::kStreamOutputBytes, 8 MiB) because the buffer also
+// saves the zeroing pass, which the forward has no counterpart of.
 constexpr size_t kStreamedGradInputBytes = size_t(1) << 20;
 constexpr size_t kPlaneBufferBytes = size_t(256) << 10;
 

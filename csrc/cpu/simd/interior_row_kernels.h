@@ -332,10 +332,15 @@ struct InteriorRowKernels {
   template <typename OnMasked>
   static int interior_chunk(const AffineRow& row, const RowConstants& r, int64_t first, Interior* k,
                             int64_t* at, const OnMasked& masked) {
-    if (first + kChunkVectors * V::kLanes <= row.out_width)
+    if (whole_chunk(row, first))
       return interior_vectors<true>(row, r, first, kChunkVectors, k, at, masked);
     const int64_t vectors = (row.out_width - first + V::kLanes - 1) / V::kLanes;
     return interior_vectors<false>(row, r, first, int(vectors), k, at, masked);
+  }
+
+  // Whether the chunk from pixel `first` is kChunkVectors whole vectors, ending within the row.
+  static bool whole_chunk(const AffineRow& row, int64_t first) {
+    return first + kChunkVectors * V::kLanes <= row.out_width;
   }
 
   // interior_chunk over `vectors` vectors from pixel `first`.
@@ -361,7 +366,7 @@ struct InteriorRowKernels {
     int64_t at[kChunkVectors];
     bool streamed = false;
     for (int64_t first = 0; first < row.out_width; first += kChunkVectors * V::kLanes) {
-      if (!r.grid && first + kChunkVectors * V::kLanes <= row.out_width && plain_taps(row, r, first, k)) {
+      if (!r.grid && whole_chunk(row, first) && plain_taps(row, r, first, k)) {
         streamed |= forward_plain(r, k, input, output + first, out_plane);
         continue;
       }
