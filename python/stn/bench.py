@@ -1,23 +1,29 @@
 """`stn bench`: times the affine spatial transformer against its peers on identical inputs, in
 one process, with one thread count, and prints a table of ratios.
 
-    stn bench [--threads N] [--repeats 5] [--quick] [--json FILE] [--device cpu|cuda]
+    stn bench [--threads N] [--repeats 6] [--quick] [--json FILE] [--device cpu|cuda]
     python -m stn.bench --threads 2
 
 For each shape it times stn's fused kernels (spatial_transform and its backward, which
 computes grad_input and grad_theta), stn's grid path (affine_grid + grid_sample and their
 backwards), PyTorch's affine_grid + grid_sample, OpenCV's warpAffine and scipy's
 affine_transform (peers that are not installed print "n/a"; see stn/bench_peers.py). Times
-are medians of --repeats calls after a warm-up (rounded up to whole rounds), timed in
-interleaved rounds, each implementation 3 calls per round (stn/bench_timing.py), so that a
-shared machine's slow spells reach all of them alike. scipy, single-threaded, is timed on its
+are medians per call over --repeats interleaved rounds after a warm-up (stn/bench_timing.py):
+each round times every implementation in turn for about 20 ms, as many calls as fit (at least
+one), so that a shared machine's slow spells reach all of them alike, and reach a contender
+of short calls no harder than one of long calls. Each turn starts with an untimed call, so
+that no timed call pays for the contender before it (torch's OpenMP threads spin on the cores
+for a few milliseconds after its calls: OpenCV's warp of the large image took 7.4 ms right after
+torch's backward, 5.2 ms after its own). scipy, single-threaded, is timed on its
 own after the rounds: its calls (tenths of a second) left the other cores idle, and the
 contender after it in a round, always stn's fused path, started on waking cores (measured on
 the 2-core VM: stn's forward of the large image took 1.3x its time on the first call after a
 10 ms idle spell and 1.05-1.2x on the next two). Ratios are peer_ms / stn_fused_ms, so > 1 means stn is faster.
 Before timing, each case checks that every implementation computes the same output, so the
 comparison is of equal work. A copy probe measured in the same run gives the memory-bandwidth
-bound of each shape. A benchmark, not a test: nothing here asserts a time.
+bound of each shape; the probe is also timed in each case's rounds, beside the contenders, and
+the bound uses that bandwidth, measured in the same moments as the times it is compared
+with. A benchmark, not a test: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -61,15 +67,15 @@ CASES = (
 SCALING_CASE = "one large image"   # thread scaling is measured on this one (N = 1)
 QUICK_BATCH, QUICK_SIDE = 2, 64    # --quick: every case shrunk to milliseconds
 COPY_MB, QUICK_COPY_MB = 256, 32   # size of the copy probe's array
-# Calls of each implementation per interleaved round: most calls then follow a call of the
-# same step (warm caches, threads awake), as in a training loop, while the rounds still
-# spread a drift of the machine's speed over every implementation.
-ROUND_CALLS = 3
-
-
-def timed_calls(repeats: int) -> int:
-    """Timed calls per measurement: `repeats`, rounded up to whole rounds."""
-    return -(-repeats // ROUND_CALLS) * ROUND_CALLS
+# Each interleaved round times each implementation for about this long: as many calls as fit
+# (at least one), after an untimed one. The timed calls then follow a call of the same step
+# (warm caches, threads awake), as in a training loop, while the rounds still spread a drift
+# of the machine's speed over every implementation. Rounds of 3 calls had let a spell of tens
+# of milliseconds cover a whole round of stn's short calls and move their median, where
+# PyTorch's long calls averaged it out.
+ROUND_MS, QUICK_ROUND_MS = 20.0, 2.0
+ROUNDS, QUICK_ROUNDS = 6, 2        # default --repeats
+COPY_KEY = ("copy probe", "copy")  # the probe's step among a case's timed steps
 # Float32 coordinates carry a relative error of ~1e-7, i.e. an absolute error in pixels that
 # grows with the image side: two correct float32 warps of a 1024-pixel image differ by ~1e-4.
 TOLERANCE, TOLERANCE_SIDE = 1e-4, 256
@@ -113,21 +119,49 @@ class Backend:
     to_device: object    # numpy array -> the array stn is timed on
     to_host: object      # any result -> numpy array
     sync: object         # waits for queued work before and after each timed step
-    copy_gbs: object     # (threads, megabytes, repeats) -> copy bandwidth in GB/s
+    copy_probe: object   # (threads, megabytes) -> a CopyProbe
 
 
-def host_copy_gbs(threads: int, megabytes: int, repeats: int) -> float:
+class CopyProbe:
+    """A step that copies `megabytes` of float32 (the bandwidth probe); bytes_moved counts a
+    read and a write per byte. A context manager: leaving it frees the arrays (and threads)."""
+    bytes_moved: int
+
+    def __call__(self):
+        raise NotImplementedError
+
+    def gbs(self, ms: float) -> float:
+        """The copy bandwidth, in GB/s, of a copy that took `ms` milliseconds."""
+        return self.bytes_moved / (ms / 1e3) / 1e9
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        pass
+
+
+class HostCopy(CopyProbe):
     """np.copyto of a float32 array, split over `threads` threads (numpy releases the GIL in
-    the copy): bandwidth = 2 * bytes / time, a read and a write per byte."""
-    source = np.ones(megabytes * 2**20 // 4, np.float32)
-    target = np.empty_like(source)
-    bounds = np.linspace(0, source.size, threads + 1).astype(int)
-    pieces = [(target[a:b], source[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-    with ThreadPoolExecutor(threads) as pool:
-        def copy():
-            list(pool.map(lambda piece: np.copyto(*piece), pieces))
-        seconds = median_ms(copy, repeats) / 1e3
-    return 2 * source.nbytes / seconds / 1e9
+    the copy)."""
+
+    def __init__(self, threads: int, megabytes: int):
+        self.source = np.ones(megabytes * 2**20 // 4, np.float32)
+        self.target = np.empty_like(self.source)
+        self.bytes_moved = 2 * self.source.nbytes
+        bounds = np.linspace(0, self.source.size, threads + 1).astype(int)
+        self.pieces = [(self.target[a:b], self.source[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.pool = ThreadPoolExecutor(threads)
+
+    def __call__(self):
+        list(self.pool.map(lambda piece: np.copyto(*piece), self.pieces))
+
+    def close(self):
+        self.pool.shutdown()
+        self.source = self.target = self.pieces = None
 
 
 def _host_array(result):
@@ -139,7 +173,7 @@ def _host_array(result):
 
 
 def host_backend() -> Backend:
-    return Backend("cpu", lambda array: array, _host_array, lambda: None, host_copy_gbs)
+    return Backend("cpu", lambda array: array, _host_array, lambda: None, HostCopy)
 
 
 def cuda_backend():
@@ -152,13 +186,21 @@ def cuda_backend():
         return None, "stn bench --device cuda: needs CuPy (pip install cupy)"
     sync = cupy.cuda.Device().synchronize   # the whole device: CuPy's and torch's streams
 
-    def copy_gbs(threads, megabytes, repeats):
-        source = cupy.ones(megabytes * 2**20 // 4, cupy.float32)
-        target = cupy.empty_like(source)
-        seconds = median_ms(lambda: cupy.copyto(target, source), repeats, sync) / 1e3
-        return 2 * source.nbytes / seconds / 1e9
+    class DeviceCopy(CopyProbe):
+        """cupy.copyto of a float32 array on the GPU."""
 
-    return Backend("cuda", cupy.asarray, _host_array, sync, copy_gbs), None
+        def __init__(self, threads, megabytes):
+            self.source = cupy.ones(megabytes * 2**20 // 4, cupy.float32)
+            self.target = cupy.empty_like(self.source)
+            self.bytes_moved = 2 * self.source.nbytes
+
+        def __call__(self):
+            cupy.copyto(self.target, self.source)
+
+        def close(self):
+            self.source = self.target = None
+
+    return Backend("cuda", cupy.asarray, _host_array, sync, DeviceCopy), None
 
 
 def stn_timed(case: Case, arrays: Arrays) -> dict:
@@ -212,8 +254,10 @@ def check_outputs(case: Case, timed: dict, backend: Backend):
     return differences, warnings
 
 
-def bench_case(case: Case, peers, backend: Backend, repeats: int, bandwidth_gbs: float) -> dict:
-    """Checks, then times, every implementation on one case; returns the row."""
+def bench_case(case: Case, peers, backend: Backend, repeats: int, copy: CopyProbe,
+               round_ms: float = ROUND_MS) -> dict:
+    """Checks, then times, every implementation on one case, with the copy probe `copy` in the
+    same rounds; returns the row."""
     host = make_arrays(case)
     timed = stn_timed(case, Arrays(*(backend.to_device(a) for a in vars(host).values())))
     for peer in peers:
@@ -228,9 +272,11 @@ def bench_case(case: Case, peers, backend: Backend, repeats: int, bandwidth_gbs:
         chosen[name, "forward"] = implementation.forward
         if implementation.forward_backward is not None:
             chosen[name, "forward_backward"] = implementation.forward_backward
-    medians = interleaved_medians_ms(steps, repeats, block=ROUND_CALLS, sync=backend.sync)
+    steps[COPY_KEY] = copy
+    medians = interleaved_medians_ms(steps, repeats, sync=backend.sync, round_ms=round_ms, settle=True)
     for key, step in own_steps.items():
         medians[key] = median_ms(step, repeats, backend.sync)
+    bandwidth_gbs = copy.gbs(medians[COPY_KEY])
     times = {name: {"forward": medians[name, "forward"],
                     "forward_backward": medians.get((name, "forward_backward"))} for name in timed}
     ours = times["stn fused"]
@@ -238,7 +284,7 @@ def bench_case(case: Case, peers, backend: Backend, repeats: int, bandwidth_gbs:
     return {
         "case": case.name, "input_shape": list(case.input_shape), "out_size": list(case.out_size),
         "padding_mode": case.padding_mode, "align_corners": case.align_corners,
-        "bytes_moved": case.bytes_moved,
+        "bytes_moved": case.bytes_moved, "copy_bandwidth_gbs": bandwidth_gbs,
         "times_ms": {name: times.get(name) for name in bench_table.IMPLEMENTATIONS},
         "forward_ratio": {name: t["forward"] / ours["forward"] for name, t in times.items()},
         "forward_backward_ratio": {
@@ -250,15 +296,22 @@ def bench_case(case: Case, peers, backend: Backend, repeats: int, bandwidth_gbs:
     }
 
 
-def thread_scaling(case: Case, backend: Backend, threads: int, repeats: int) -> dict:
-    """stn's fused forward on `case` at 1 thread and at `threads` threads."""
+def thread_scaling(case: Case, backend: Backend, threads: int, repeats: int, round_ms: float = ROUND_MS) -> dict:
+    """stn's fused forward on `case` at 1 thread and at `threads` threads, in interleaved rounds."""
     forward = stn_timed(case, make_arrays(case))["stn fused"].forward
-    functional.set_num_threads(1)
+
+    def on(count):
+        def step():
+            functional.set_num_threads(count)  # microseconds; the calls take milliseconds
+            forward()
+        return step
+
     try:
-        one = median_ms(forward, repeats, backend.sync)
+        medians = interleaved_medians_ms({1: on(1), threads: on(threads)}, repeats, sync=backend.sync,
+                                         round_ms=round_ms, settle=True)
     finally:
         functional.set_num_threads(threads)
-    many = median_ms(forward, repeats, backend.sync)
+    one, many = medians[1], medians[threads]
     return {"case": case.name, "input_shape": list(case.input_shape), "threads": threads,
             "one_thread_ms": one, "threads_ms": many, "speedup": one / many}
 
@@ -281,7 +334,9 @@ def run(args) -> int:
     else:
         backend = host_backend()
     threads = args.threads or functional.get_num_threads()
-    repeats = args.repeats or (2 if args.quick else 5)
+    repeats = args.repeats or (QUICK_ROUNDS if args.quick else ROUNDS)
+    round_ms = QUICK_ROUND_MS if args.quick else ROUND_MS
+    copy_mb = QUICK_COPY_MB if args.quick else COPY_MB
     cases = [quick_case(c) for c in CASES] if args.quick else list(CASES)
     if args.case:
         cases = [case for case in cases if any(case.name.lower().startswith(p.lower()) for p in args.case)]
@@ -295,27 +350,26 @@ def run(args) -> int:
     functional.set_num_threads(threads)
     try:
         peers = bench_peers.peers(threads, backend.device)
-        bandwidth = backend.copy_gbs(threads, QUICK_COPY_MB if args.quick else COPY_MB,
-                                     max(repeats, 3))
-        machine = machine_info(backend, threads, peers)
-        print(bench_table.header(machine, bandwidth, timed_calls(repeats), ROUND_CALLS,
-                                 QUICK_COPY_MB if args.quick else COPY_MB))
         rows = []
-        for case in cases:
-            rows.append(bench_case(case, peers, backend, repeats, bandwidth))
-            print(bench_table.case_block(rows[-1]), flush=True)
+        with backend.copy_probe(threads, copy_mb) as copy:
+            bandwidth = copy.gbs(median_ms(copy, max(repeats, 3), backend.sync))
+            machine = machine_info(backend, threads, peers)
+            print(bench_table.header(machine, bandwidth, repeats, round_ms, copy_mb))
+            for case in cases:
+                rows.append(bench_case(case, peers, backend, repeats, copy, round_ms))
+                print(bench_table.case_block(rows[-1]), flush=True)
         print(bench_table.bound_table(rows))
         scaling = None
         scaling_case = next((c for c in cases if c.name == SCALING_CASE), None)
         if backend.device == "cpu" and scaling_case is not None:
-            scaling = thread_scaling(scaling_case, backend, threads, repeats)
+            scaling = thread_scaling(scaling_case, backend, threads, repeats, round_ms)
             print(bench_table.scaling_lines(scaling))
         print(bench_table.notes(peers))
     finally:
         functional.set_num_threads(previous_threads)
         bench_peers.set_peer_threads(previous_peer_threads)
     if args.json:
-        result = {"machine": machine, "copy_bandwidth_gbs": bandwidth, "repeats": repeats,
+        result = {"machine": machine, "copy_bandwidth_gbs": bandwidth, "repeats": repeats, "round_ms": round_ms,
                   "quick": bool(args.quick), "rows": rows, "thread_scaling": scaling}
         with open(args.json, "w") as file:
             json.dump(result, file, indent=1)
@@ -334,8 +388,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                         help="threads for stn, torch and OpenCV (default: stn.get_num_threads())")
     parser.add_argument("--repeats", type=_positive_int, default=None, metavar="R",
-                        help="timed calls per measurement, after a warm-up, rounded up to whole "
-                             "rounds of 3 (default: 5, --quick 2)")
+                        help=f"interleaved rounds after a warm-up, each timing every implementation "
+                             f"for about {ROUND_MS:g} ms (default: {ROUNDS}, --quick {QUICK_ROUNDS})")
     parser.add_argument("--quick", action="store_true",
                         help="tiny shapes (batch <= 2, sides <= 64): a smoke run, not a benchmark")
     parser.add_argument("--case", action="append", default=None, metavar="NAME",

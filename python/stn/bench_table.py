@@ -25,15 +25,16 @@ def _omp_policy(machine: dict) -> str:
     return ", ".join(f"{name}={value}" for name, value in chosen.items())
 
 
-def header(machine: dict, bandwidth_gbs: float, calls: int, round_calls: int, copy_mb: int) -> str:
+def header(machine: dict, bandwidth_gbs: float, rounds: int, round_ms: float, copy_mb: int) -> str:
     info = machine["build_info"]
     versions = ", ".join(f"{name} {version or 'n/a'}" for name, version in machine["versions"].items())
     return "\n".join([
         f"stn bench on {machine['device']}: float32, {machine['threads']} threads for stn, torch "
-        f"and OpenCV, median of {calls} calls after a warm-up, in interleaved rounds of {round_calls}",
+        f"and OpenCV, median per call after a warm-up, over {rounds} interleaved rounds of about "
+        f"{round_ms:g} ms for each implementation",
         f"  stn built with {info.get('compiler')} (baseline {info.get('simd')}), row kernels "
         f"{info.get('simd_kernels', 'n/a')} chosen at run time; {versions}",
-        f"  copy bandwidth ({_copy_probe(machine, copy_mb)}): {bandwidth_gbs:.1f} GB/s",
+        f"  copy bandwidth ({_copy_probe(machine, copy_mb)}), at the start: {bandwidth_gbs:.1f} GB/s",
         f"  OpenMP waiting, shared by stn and torch: {_omp_policy(machine)}",
         "  ratio = implementation ms / stn fused ms (> 1: stn fused is faster); "
         "GB/s = (input + output bytes) / forward time",
@@ -65,11 +66,14 @@ def case_block(row: dict) -> str:
 
 
 def bound_table(rows) -> str:
-    lines = ["bandwidth bound: bound ms = (input + output bytes) / copy bandwidth",
-             f"  {'case':24s} {'MB moved':>9s} {'bound ms':>9s} {'fused ms':>9s} {'fused / bound':>14s}"]
+    lines = ["bandwidth bound: bound ms = (input + output bytes) / copy bandwidth, the copy probe "
+             "timed in the case's rounds",
+             f"  {'case':24s} {'MB moved':>9s} {'copy GB/s':>10s} {'bound ms':>9s} {'fused ms':>9s} "
+             f"{'fused / bound':>14s}"]
     for row in rows:
-        lines.append(f"  {row['case']:24s} {row['bytes_moved'] / 1e6:9.2f} {row['bound_ms']:9.3f} "
-                     f"{row['times_ms']['stn fused']['forward']:9.3f} {row['fused_vs_bound']:14.2f}")
+        lines.append(f"  {row['case']:24s} {row['bytes_moved'] / 1e6:9.2f} {row['copy_bandwidth_gbs']:10.1f} "
+                     f"{row['bound_ms']:9.3f} {row['times_ms']['stn fused']['forward']:9.3f} "
+                     f"{row['fused_vs_bound']:14.2f}")
     return "\n".join(lines) + "\n"
 
 
