@@ -157,6 +157,7 @@ void for_each_affine_run(const AffineRows& rows, const OutputTiles& tiles, const
       simd::AffineRow row = rows.row(tile.n, ho);
       row.x_base += tile.column_begin;
       row.out_width = tile.column_end - tile.column_begin;
+      row.fence_streams = ho + 1 == tile.row_end;  // once per item: its rows run in turn
       on_run(tile.n, ho * out_width + tile.column_begin, row);
     }
   }, tiles.min_items_to_split());

@@ -47,6 +47,10 @@ struct AffineRow {
   // The forward may write whole 64-byte lines of output with non-temporal stores: the call's
   // output is too large to stay in cache for its reader (AffineRows::kStreamOutputBytes).
   bool stream_output = false;
+  // Whether the forward, with stream_output, fences the non-temporal stores when it returns
+  // (they are weakly ordered, and another thread may read the output next). A caller that runs
+  // several rows in turn on one thread clears it on all but the last.
+  bool fence_streams = true;
 };
 
 // One image's planes: (channels, plane) floats, channel stride `plane`.
