@@ -1,7 +1,7 @@
 // The launch sequence of every device operation, written once over an executor:
 //   Exec::launch(count, body)      runs body(i) for i in [0, count) (a CUDA kernel, or a loop)
 //   exec.launch_pixels(N, Ho, Wo, body)  runs body.at(n, ho, wo, pixel) for every output pixel
-//   Exec::buffer<U>(count)         scratch memory on the device, freed at scope exit
+//   Exec::buffer<U>(count)         scratch memory on the device, uninitialized, freed at scope exit
 //   Exec::zero(ptr, count)         fills with zeros
 //   Exec::sort_by_destination(...) stable sort of (destination, slot) pairs by destination
 //   Exec::AtomicAdd                atomic accumulation functor
