@@ -215,6 +215,32 @@ def test_bands_skip_only_columns_out_of_reach(rng, simd_level, threads):
         stn.set_num_threads(previous)
 
 
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_band_interior_at_band_edges(rng, simd_level, threads):
+    # With N < threads the vectors whose corners all lie in a band's rows take the short way
+    # (InteriorRowKernels::corners_row with band_rows), the others the masked corners. With
+    # align_corners and as many rows out as in, an identity map samples every input row
+    # exactly, so each band's first and last rows; shifts of a hair and of half a row either
+    # way, and a slight rotation, put samples just inside and just outside each band edge
+    # and cross the edges within a vector. Zeros and border padding; the fused backward and
+    # grid_sample's, whose bands compute every vector of every row.
+    previous = stn.get_num_threads()
+    stn.set_num_threads(threads)
+    try:
+        h, w = 29, 40
+        x = rng.standard_normal((1, 2, h, w)).astype(np.float32)
+        grad_output = rng.standard_normal((1, 2, h, w)).astype(np.float32)
+        for dy, rot in itertools.product((0.0, 1e-6, -1e-6, 1 / (h - 1), -1 / (h - 1)), (0.0, 0.01)):
+            theta = np.array([[[1, -rot, 0], [rot, 1, dy]]], np.float32)
+            for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
+                check_fused(x, theta, (h, w), padding, align, grad_output)
+            grid = affine_grid(theta.astype(np.float64), (h, w))
+            check_grid_sample(x, grid, ZEROS, True, grad_output)
+            check_grid_sample(x, grid, BORDER, True, grad_output)
+    finally:
+        stn.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("channels", [1, 2, 4, 5, 8, 9, 16, 17, 33])
 @pytest.mark.parametrize("threads", [1, 3])
 def test_grad_input_channel_groups(rng, simd_level, channels, threads):
