@@ -28,6 +28,7 @@ with. A benchmark, not a test: nothing here asserts a time.
 
 from __future__ import annotations
 
+import abc
 import argparse
 import json
 import sys
@@ -122,13 +123,14 @@ class Backend:
     copy_probe: object   # (threads, megabytes) -> a CopyProbe
 
 
-class CopyProbe:
+class CopyProbe(abc.ABC):
     """A step that copies `megabytes` of float32 (the bandwidth probe); bytes_moved counts a
     read and a write per byte. A context manager: leaving it frees the arrays (and threads)."""
     bytes_moved: int
 
+    @abc.abstractmethod
     def __call__(self):
-        raise NotImplementedError
+        """One copy of the whole array."""
 
     def gbs(self, ms: float) -> float:
         """The copy bandwidth, in GB/s, of a copy that took `ms` milliseconds."""
