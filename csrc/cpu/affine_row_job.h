@@ -30,6 +30,11 @@ inline const simd::RowKernels* row_kernels_for(const SamplerShape& shape, const 
   return simd::row_kernels();
 }
 
+// Image n of a (N, C, H, W) input, as the row kernels read it.
+inline simd::ConstPlanes image_planes(const float* input, const SamplerShape& shape, index_t n) {
+  return simd::ConstPlanes{input + n * shape.channels * shape.in_plane(), shape.channels, shape.in_plane()};
+}
+
 // The affine map of one call, row by row, or none (kernels == nullptr) when the call does
 // not qualify for the row kernels.
 class AffineRows {
@@ -130,9 +135,7 @@ class AffineRows {
   }
 
   // Image n of a (N, C, H, W) input.
-  simd::ConstPlanes image(const float* input, index_t n) const {
-    return simd::ConstPlanes{input + n * shape_.channels * shape_.in_plane(), shape_.channels, shape_.in_plane()};
-  }
+  simd::ConstPlanes image(const float* input, index_t n) const { return image_planes(input, shape_, n); }
 
   // Offset of row (n, ho) in channel 0 of an (N, C, Ho, Wo) array.
   index_t out_row(index_t n, index_t ho) const {

@@ -104,11 +104,6 @@ void launch_channels_last(const AffineRows& rows, index_t batch,
   }, split ? 2 : batch + 1);
 }
 
-// Image n of a (N, C, H, W) input.
-simd::ConstPlanes image_planes(const float* input, const SamplerShape& shape, index_t n) {
-  return simd::ConstPlanes{input + n * shape.channels * shape.in_plane(), shape.channels, shape.in_plane()};
-}
-
 // A small image is read from main memory in a scattered order (a rotated row crosses its
 // rows), one line after another as the kernel misses; asked for all at once, its lines
 // arrive together. Larger images rely on the kernels' prefetch of the rows ahead.

@@ -78,7 +78,7 @@ struct InteriorRowKernels {
     F d_x, d_y;                // d pixel / d grid
     F low_x, low_y, high_x, high_y;  // interior: low < x < high, low < y < high
     bool allow_out_of_reach;         // zero padding and a first cell to read (see the top)
-    F reach_low, reach_x;            // within reach: -1 <= x < W and
+    F reach_low_x, reach_x;          // within reach: -1 <= x < W and
     F reach_low_y, reach_y;          // -1 <= y < H (or the band's rows: see band_rows)
     int32_t width;
     bool stream_output;        // AffineRow::stream_output
@@ -97,7 +97,7 @@ struct InteriorRowKernels {
       high_x = V::set(float(row.in_width - 1));  // 0 for one column: nothing is interior
       high_y = V::set(float(row.in_height - 1));
       allow_out_of_reach = !row.border && row.in_width >= 2 && row.in_height >= 2;
-      reach_low = reach_low_y = V::set(-1.0f);
+      reach_low_x = reach_low_y = V::set(-1.0f);
       reach_x = V::set(float(row.in_width));
       reach_y = V::set(float(row.in_height));
       ahead = 0;
@@ -229,7 +229,7 @@ struct InteriorRowKernels {
     k->all_inside = V::full(inside);
     if (!k->all_inside) {
       if (!r.allow_out_of_reach) return false;
-      const M reach = V::both(V::both(V::ge(x, r.reach_low), V::lt(x, r.reach_x)),
+      const M reach = V::both(V::both(V::ge(x, r.reach_low_x), V::lt(x, r.reach_x)),
                               V::both(V::ge(y, r.reach_low_y), V::lt(y, r.reach_y)));
       if (!V::full(V::either(inside, V::neither(reach, reach)))) return false;  // a lane on the rim
     }
