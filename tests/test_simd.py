@@ -286,6 +286,26 @@ def test_one_channel_grad_input_through_a_buffer(rng, simd_level, threads):
         stn.set_num_threads(previous)
 
 
+@pytest.mark.parametrize("channels,padded", [(1, 1), (3, 4), (12, 16)])
+def test_backward_on_either_side_of_the_cache_rule(rng, simd_level, channels, padded):
+    # With N >= threads, the backward takes one pass (grid gradient and scatter together) while
+    # an image's scatter buffer (channels rounded up to whole lanes, times the plane) fits in
+    # the L2 cache that build_info reports, and two passes beyond: both give the same bits.
+    l2_floats = stn.build_info()["l2_cache_bytes"] // 4
+    width = 128
+    rows_within = l2_floats // padded // width  # rows * width * padded <= the L2's floats
+    previous = stn.get_num_threads()
+    stn.set_num_threads(2)
+    try:
+        for height in (rows_within, rows_within + 1):
+            x = rng.standard_normal((2, channels, height, width)).astype(np.float32)
+            x[1, -1, 5, 7] = np.nan
+            grad_output = rng.standard_normal((2, channels, 40, 50)).astype(np.float32)
+            check_fused(x, random_theta(rng, 2, np.float32), (40, 50), ZEROS, False, grad_output)
+    finally:
+        stn.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("channels", [1, 5, 12, 20])
 def test_grad_input_of_strong_magnification(rng, simd_level, channels):
     # Below a step of 1/8 input pixel between neighbouring output pixels the scatter holds

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "../cpu/cache_size.h"
 #include "../cpu/simd/affine_rows.h"
 #include "../stn/api.h"
 
@@ -60,6 +61,7 @@ py::dict build_info() {
   info["cxx_standard"] = int(__cplusplus);
   info["simd"] = compiled_simd_level();
   info["simd_kernels"] = cpu::simd::level_name();  // chosen at run time (cpu/simd/)
+  info["l2_cache_bytes"] = cpu::l2_cache_bytes();   // per core, as the C library reports it
 #if defined(_OPENMP)
   info["openmp"] = true;
   info["openmp_version"] = int(_OPENMP);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "affine_row_job.h"
+#include "cache_size.h"
 #include "cpu_executor.h"
 #include "lane_scatter.h"
 #include "simd_paths.h"
@@ -64,6 +65,19 @@ struct Transpose4 {
 // The lanes of any level: 4 channels side by side.
 using Scatter4 = scatter::LaneKernels<scatter::Lanes4, Transpose4>;
 constexpr simd::LaneScatter kScatter4{Scatter4::L, &Scatter4::scatter, &Scatter4::to_planes};
+
+// The lanes for images of `channels` channels: 4, or the row kernels' wider lanes beyond 4.
+const simd::LaneScatter& lane_kernels_for(const simd::RowKernels* kernels, index_t channels) {
+  return channels > kScatter4.lanes && kernels->wide_scatter.lanes > 0 ? kernels->wide_scatter : kScatter4;
+}
+
+// The bytes an image's scatter adds to: its lane buffer (channels rounded up to whole lanes),
+// or its one plane.
+size_t scatter_image_bytes(const simd::RowKernels* kernels, const SamplerShape& shape) {
+  const index_t lanes = shape.channels > 1 ? lane_kernels_for(kernels, shape.channels).lanes : 1;
+  const index_t padded = (shape.channels + lanes - 1) / lanes * lanes;
+  return size_t(padded * shape.in_plane()) * sizeof(float);
+}
 
 // Holding a cell pays only where many consecutive pixels add to the same cell, i.e. when the
 // map magnifies: below this step between neighbouring output pixels (in input pixels). At
@@ -273,8 +287,7 @@ bool scatter_grad_input(const Corners& source, const float* grad_output, const S
   if (source.kernels() == nullptr) return false;
   const index_t width = shape.in_width, out_width = shape.out_width, channels = shape.channels;
   const index_t in_plane = shape.in_plane(), out_plane = shape.out_plane();
-  const simd::LaneScatter& lane_kernels =
-      channels > kScatter4.lanes && source.kernels()->wide_scatter.lanes > 0 ? source.kernels()->wide_scatter : kScatter4;
+  const simd::LaneScatter& lane_kernels = lane_kernels_for(source.kernels(), channels);
   const index_t lanes_per_group = lane_kernels.lanes;
   const index_t groups = (channels + lanes_per_group - 1) / lanes_per_group;
   const bool by_lanes = channels > 1;  // one channel: straight into the plane, or a buffer
@@ -354,13 +367,25 @@ bool simd_fused_backward(index_t /*rows*/, const CoefficientGradRow<float, Inter
   // With fewer images than threads, images are split into bands of input rows, and each
   // band passes over every output row: the theta sums would be taken once per band.
   if (body.shape.batch < get_num_threads()) return false;
-  // Measured on an Intel Xeon with the AVX-512 kernels, against a grid-gradient pass and then
-  // a scatter pass: 0.81-0.91x the time with 32 channels of 64 x 64, 0.87x with 8 x 3 x 512 x
-  // 512, 0.89-0.94x with 8-16 channels or one channel of 100 x 100; the seed's and the deep
-  // maps' even. (On AMD Zen 3, with the earlier AVX2 kernels and a quarter of the L2, only
-  // few channels and short rows gained: cluttered MNIST 0.86-0.89x; 32-64 channels were
-  // 4-7% slower, 3 x 512 x 512 images 6-10%.)
   const AffineCornersWithTheta source(body);
+  if (source.kernels() == nullptr) return false;
+  // The one pass reads each block's input and grad_output for the grid gradient while its
+  // scatter adds to the image's lane buffer: both stay in cache only while that buffer fits
+  // in a core's L2. Beyond, a grid-gradient pass and then a scatter pass are faster. Two
+  // passes against one, backward alone, A/B in alternating calls on the AMD Zen 4 (1 MiB L2,
+  // AVX2 kernels, 2 threads):
+  //   buffers over 1 MiB: 0.81x the time with 8 x 64 x 128 x 128 (4 MiB buffers), 0.84x with
+  //     8 x 3 x 512 x 512, 0.87x with 4 x 16 x 256 x 256, 0.92x with 4 x 1 x 1024 x 1024;
+  //     0.92-0.96x with 2 MiB (8 x 32 x 128 x 128, 16 x 8 x 256 x 256, 8 x 3 x 362 x 362);
+  //   at 1 MiB: 1.09x with 16 x 16 x 128 x 128, 1.13x with 8 x 3 x 256 x 256, 0.95x with
+  //     4 x 64 x 64 x 64;
+  //   below: 1.08x with the seed's batch (64 x 3 x 227 x 227), 1.04x with 32 x 32 x 64 x 64,
+  //     1.03x with cluttered MNIST.
+  // Earlier, on an Intel Xeon (2 MiB L2) with the AVX-512 kernels and older scatter loops,
+  // one pass took 0.81-0.91x the time of two with 32 channels of 64 x 64, 0.89-0.94x with
+  // 8-16 channels or one channel of 100 x 100, and 0.87x with 8 x 3 x 512 x 512 (4 MiB
+  // buffers, two passes now there: not re-measured); the deep maps' even.
+  if (scatter_image_bytes(source.kernels(), body.shape) > l2_cache_bytes()) return false;
   return scatter_grad_input(source, body.grad_output, body.shape, grad_input);
 }
 

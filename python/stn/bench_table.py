@@ -25,6 +25,11 @@ def _omp_policy(machine: dict) -> str:
     return ", ".join(f"{name}={value}" for name, value in chosen.items())
 
 
+def _l2(info: dict) -> str:
+    l2_bytes = info.get("l2_cache_bytes")
+    return f"L2 {l2_bytes // 1024} KiB per core" if l2_bytes else "L2 size unknown"
+
+
 def header(machine: dict, bandwidth_gbs: float, rounds: int, round_ms: float, copy_mb: int) -> str:
     info = machine["build_info"]
     versions = ", ".join(f"{name} {version or 'n/a'}" for name, version in machine["versions"].items())
@@ -33,7 +38,7 @@ def header(machine: dict, bandwidth_gbs: float, rounds: int, round_ms: float, co
         f"and OpenCV, median per call after a warm-up, over {rounds} interleaved rounds of about "
         f"{round_ms:g} ms for each implementation",
         f"  stn built with {info.get('compiler')} (baseline {info.get('simd')}), row kernels "
-        f"{info.get('simd_kernels', 'n/a')} chosen at run time; {versions}",
+        f"{info.get('simd_kernels', 'n/a')} chosen at run time, {_l2(info)}; {versions}",
         f"  copy bandwidth ({_copy_probe(machine, copy_mb)}), at the start: {bandwidth_gbs:.1f} GB/s",
         f"  OpenMP waiting, shared by stn and torch: {_omp_policy(machine)}",
         "  ratio = implementation ms / stn fused ms (> 1: stn fused is faster); "
