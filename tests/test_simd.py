@@ -373,6 +373,23 @@ def test_forward_from_channels_last_copies(rng, simd_level, channels, threads):
         stn.set_num_threads(previous)
 
 
+@pytest.mark.parametrize("plane_share", [16, 12])
+def test_forward_from_channels_last_groups(rng, simd_level, plane_share):
+    # An image whose channels-last copy would not fit in half the L2 cache is copied a group
+    # of channels at a time: at most 16 channels whose copy fits in half the L2, or one block
+    # of the kernels' (8 or 16) that fits in all of it, or none (the plane kernels). Planes of
+    # 1/16 and 1/12 of the L2 take groups of 8 channels with AVX2, one block of 16 and the
+    # plane kernels with AVX-512; 20 channels leave a partial last group.
+    l2_floats = stn.build_info()["l2_cache_bytes"] // 4
+    width = 128
+    height = l2_floats // plane_share // width
+    x = rng.standard_normal((2, 20, height, width)).astype(np.float32)
+    x[1, 19, 5, 6] = np.inf
+    theta = random_theta(rng, 2, np.float32)
+    args = (x, theta, AFFINE, None, False, height - 3, width + 5, BILINEAR, ZEROS, False)
+    assert_same_bits(_core.spatial_transform(*args), _core.spatial_transform(*args, backend="emulated"))
+
+
 def test_families_through_the_public_api(rng, simd_level):
     # Every matrix family reaches the row kernels as an affine map; results equal the generic
     # bodies (the emulated launch) through the Python API too.
