@@ -17,12 +17,15 @@ from stn.__main__ import main
 def test_quick_bench_writes_json(tmp_path, capsys):
     path = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--threads", "1", "--json", str(path)]) == 0
-    assert "bandwidth bound" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "bandwidth bound" in out
+    assert "KiB per core" in out  # the L2 size the cache rules of the CPU kernels read
 
     result = json.loads(path.read_text())
     assert {"machine", "copy_bandwidth_gbs", "rows"} <= result.keys()
     assert {"build_info", "threads", "versions", "omp_policy"} <= result["machine"].keys()
     assert result["machine"]["threads"] == 1
+    assert result["machine"]["build_info"]["l2_cache_bytes"] > 0
     assert result["copy_bandwidth_gbs"] > 0
 
     assert [row["case"] for row in result["rows"]] == [case.name for case in bench.CASES]
