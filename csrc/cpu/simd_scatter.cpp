@@ -367,8 +367,8 @@ bool simd_fused_backward(index_t /*rows*/, const CoefficientGradRow<float, Inter
   // With fewer images than threads, images are split into bands of input rows, and each
   // band passes over every output row: the theta sums would be taken once per band.
   if (body.shape.batch < get_num_threads()) return false;
-  const AffineCornersWithTheta source(body);
-  if (source.kernels() == nullptr) return false;
+  const simd::RowKernels* kernels = row_kernels_for(body.shape, body.options);
+  if (kernels == nullptr) return false;
   // The one pass reads each block's input and grad_output for the grid gradient while its
   // scatter adds to the image's lane buffer: both stay in cache only while that buffer fits
   // in a core's L2. Beyond, a grid-gradient pass and then a scatter pass are faster. Two
@@ -385,8 +385,8 @@ bool simd_fused_backward(index_t /*rows*/, const CoefficientGradRow<float, Inter
   // one pass took 0.81-0.91x the time of two with 32 channels of 64 x 64, 0.89-0.94x with
   // 8-16 channels or one channel of 100 x 100, and 0.87x with 8 x 3 x 512 x 512 (4 MiB
   // buffers, two passes now there: not re-measured); the deep maps' even.
-  if (scatter_image_bytes(source.kernels(), body.shape) > l2_cache_bytes()) return false;
-  return scatter_grad_input(source, body.grad_output, body.shape, grad_input);
+  if (scatter_image_bytes(kernels, body.shape) > l2_cache_bytes()) return false;
+  return scatter_grad_input(AffineCornersWithTheta(body), body.grad_output, body.shape, grad_input);
 }
 
 bool simd_scatter_grad_input(const GridCoords<float>& coords, const float* grad_output,
