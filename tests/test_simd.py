@@ -143,12 +143,13 @@ def test_identity_and_integer_shifts_hit_cell_edges(rng, simd_level):
             check_fused(x, theta, (16, 16), padding, align, grad_output)
 
 
-def test_interior_bounds_at_every_lane(rng, simd_level):
+@pytest.mark.parametrize("channels", [1, 2])  # one channel: the grid gradient's own loop
+def test_interior_bounds_at_every_lane(rng, simd_level, channels):
     # The AVX2 kernels read a vector's corners as pairs, without masks, only when every lane is
     # interior (0 <= x < W - 1, 0 <= y < H - 1; 0 < x, y with border padding). Slide the image
     # edges across the lanes, landing points exactly on x = 0 and x = W - 1 and just inside.
-    x = rng.standard_normal((1, 2, 12, 21)).astype(np.float32)
-    grad_output = rng.standard_normal((1, 2, 6, 40)).astype(np.float32)
+    x = rng.standard_normal((1, channels, 12, 21)).astype(np.float32)
+    grad_output = rng.standard_normal((1, channels, 6, 40)).astype(np.float32)
     for step in range(-9, 10):
         shift = np.float32(step / 20.0)
         for scale in (np.float32(1.0), np.float32(0.55), np.nextafter(np.float32(1.0), np.float32(2.0))):
@@ -157,13 +158,14 @@ def test_interior_bounds_at_every_lane(rng, simd_level):
                 check_fused(x, theta, (6, 40), padding, align, grad_output)
 
 
-def test_non_finite_values(rng, simd_level):
+@pytest.mark.parametrize("c", [1, 2])  # one channel: the grid gradient's own loop
+def test_non_finite_values(rng, simd_level, c):
     # NaN/Inf/huge theta entries (points outside, or clamped to the border), and NaN/Inf in
     # the input and in grad_output, which a skipped corner must not pick up (0 * Inf).
-    n, c, h, w = 6, 2, 8, 9
+    n, h, w = 6, 8, 9
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     x[0, 0, 0, 0] = np.inf
-    x[1, 1, 3, 4] = np.nan
+    x[1, c - 1, 3, 4] = np.nan
     x[2, :, -1, -1] = -np.inf
     theta = random_theta(rng, n, np.float32)
     theta[3, 0, 2] = np.nan
@@ -171,7 +173,7 @@ def test_non_finite_values(rng, simd_level):
     theta[5, 0, 0] = 1e30
     grad_output = rng.standard_normal((n, c, 10, 17)).astype(np.float32)
     grad_output[0, 0, 0, :] = np.inf
-    grad_output[2, 1, 5, 3] = np.nan
+    grad_output[2, c - 1, 5, 3] = np.nan
     for padding, align in itertools.product((ZEROS, BORDER), (False, True)):
         check_fused(x, theta, (10, 17), padding, align, grad_output)
 
