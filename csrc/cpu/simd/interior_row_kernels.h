@@ -525,30 +525,37 @@ struct InteriorRowKernels {
         for (int v = 0; v < count; ++v) {
           F weight_dx[4], weight_dy[4];
           Masked::weight_slopes(k[v].tx, k[v].ty, weight_dx, weight_dy);
-          for (int64_t channel = block; channel < block_end; ++channel) {
-            const float* plane = input.data + channel * input.plane;
-            prefetch_ahead(plane, k[v], r);
-            F corner[4];
-            PairLoads<V>::corners(plane, k[v].north_west, r.width, corner);
-            // One stream per channel, more than the hardware prefetchers follow: ask for
-            // this channel's grad_output kGradOutputAhead vectors on (an integer address: it
-            // may lie past the end of grad_output).
-            const float* g_at = grad_output + channel * out_plane + at[v];
-            __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(g_at) +
-                                                             kGradOutputAhead * V::kLanes * sizeof(float)));
-            const F g = V::load(g_at, k[v].lanes);
-            for (int c = 0; c < 4; ++c) {  // no corner is skipped
-              const F product = V::mul(corner[c], g);
-              sum_x[v] = V::add(sum_x[v], V::mul(weight_dx[c], product));
-              sum_y[v] = V::add(sum_y[v], V::mul(weight_dy[c], product));
-            }
-          }
+          for (int64_t channel = block; channel < block_end; ++channel)
+            add_channel(k[v], r, input.data + channel * input.plane, grad_output + channel * out_plane + at[v],
+                        weight_dx, weight_dy, &sum_x[v], &sum_y[v]);
         }
       }
       for (int v = 0; v < count; ++v) {
         V::store(grad_x + at[v], keep_inside(k[v], V::mul(sum_x[v], r.d_x)), k[v].lanes);
         V::store(grad_y + at[v], keep_inside(k[v], V::mul(sum_y[v], r.d_y)), k[v].lanes);
       }
+    }
+  }
+
+  // One channel's terms of an interior vector's grid gradient: its corners in `plane` (asked
+  // for kPrefetchRows rows ahead) times grad_output at g_at, times the weights' slopes, added
+  // to the sums corner by corner (none is skipped).
+  [[gnu::always_inline]] static void add_channel(const Interior& k, const RowConstants& r, const float* plane,
+                                                 const float* g_at, const F weight_dx[4], const F weight_dy[4],
+                                                 F* sum_x, F* sum_y) {
+    prefetch_ahead(plane, k, r);
+    F corner[4];
+    PairLoads<V>::corners(plane, k.north_west, r.width, corner);
+    // One stream per channel, more than the hardware prefetchers follow: ask for this
+    // channel's grad_output kGradOutputAhead vectors on (an integer address: it may lie past
+    // the end of grad_output).
+    __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(g_at) +
+                                                     kGradOutputAhead * V::kLanes * sizeof(float)));
+    const F g = V::load(g_at, k.lanes);
+    for (int c = 0; c < 4; ++c) {
+      const F product = V::mul(corner[c], g);
+      *sum_x = V::add(*sum_x, V::mul(weight_dx[c], product));
+      *sum_y = V::add(*sum_y, V::mul(weight_dy[c], product));
     }
   }
 
@@ -562,7 +569,6 @@ struct InteriorRowKernels {
   static void grid_grad_one_channel(const AffineRow& row, const RowConstants& r, ConstPlanes input,
                                     const float* grad_output, int64_t out_plane, float* grad_x, float* grad_y,
                                     const RowCorners* corners) {
-    const float* plane = input.data;
     for (int64_t wo = 0; wo < row.out_width; wo += V::kLanes) {
       Interior k;
       const bool interior_vector = wo + V::kLanes <= row.out_width ? interior<true>(r, row, wo, &k)
@@ -574,19 +580,8 @@ struct InteriorRowKernels {
       if (corners != nullptr) interior_corners(k, wo, *corners);
       F weight_dx[4], weight_dy[4];
       Masked::weight_slopes(k.tx, k.ty, weight_dx, weight_dy);
-      prefetch_ahead(plane, k, r);
-      F corner[4];
-      PairLoads<V>::corners(plane, k.north_west, r.width, corner);
-      const float* g_at = grad_output + wo;
-      __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(g_at) +
-                                                       kGradOutputAhead * V::kLanes * sizeof(float)));
-      const F g = V::load(g_at, k.lanes);
       F sum_x = V::zero(), sum_y = V::zero();
-      for (int c = 0; c < 4; ++c) {  // as grid_grad_and_corners sums one channel
-        const F product = V::mul(corner[c], g);
-        sum_x = V::add(sum_x, V::mul(weight_dx[c], product));
-        sum_y = V::add(sum_y, V::mul(weight_dy[c], product));
-      }
+      add_channel(k, r, input.data, grad_output + wo, weight_dx, weight_dy, &sum_x, &sum_y);
       V::store(grad_x + wo, keep_inside(k, V::mul(sum_x, r.d_x)), k.lanes);
       V::store(grad_y + wo, keep_inside(k, V::mul(sum_y, r.d_y)), k.lanes);
     }
