@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
+
 from . import _core
 
 _DLPACK_CUDA_DEVICES = (2, 3, 13)  # kDLCUDA, kDLCUDAHost, kDLCUDAManaged
 
 
 def is_cuda_array(value) -> bool:
+    if type(value) is np.ndarray:  # the common case, answered without attribute lookups
+        return False
     if hasattr(value, "__cuda_array_interface__"):
         return True
     device = getattr(value, "__dlpack_device__", None)
@@ -28,11 +32,13 @@ def is_cuda_array(value) -> bool:
 
 
 def any_on_gpu(function: str, **arrays) -> bool:
-    flags = {name: is_cuda_array(a) for name, a in arrays.items()}
-    if any(flags.values()) and not all(flags.values()):
-        where = ", ".join(f"{n} on {'CUDA' if f else 'host'}" for n, f in flags.items())
+    flags = [is_cuda_array(a) for a in arrays.values()]
+    if not any(flags):
+        return False
+    if not all(flags):
+        where = ", ".join(f"{n} on {'CUDA' if f else 'host'}" for n, f in zip(arrays, flags))
         raise ValueError(f"stn.{function}: arrays must all be on the host or all on CUDA; got {where}")
-    return any(flags.values())
+    return True
 
 
 def _require_gpu(function: str):

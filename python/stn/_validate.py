@@ -23,7 +23,7 @@ def shape_text(array) -> str:
 def float_array(function: str, name: str, value):
     """Returns `value` as a numpy array of float32 or float64 in native byte order, else
     raises TypeError."""
-    if isinstance(value, np.ma.MaskedArray):
+    if type(value) is not np.ndarray and isinstance(value, np.ma.MaskedArray):
         raise TypeError(
             f"stn.{function}: {name} is a masked array; the kernels would ignore its mask. "
             "Pass np.ma.filled(array, fill_value) or array.data"
@@ -40,11 +40,11 @@ def float_array(function: str, name: str, value):
 
 def same_dtype(function: str, **arrays) -> np.dtype:
     """All arrays must share one dtype: the kernels never mix precisions."""
-    dtypes = {name: a.dtype for name, a in arrays.items()}
-    if len(set(dtypes.values())) > 1:
-        listing = ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items())
+    dtypes = [a.dtype for a in arrays.values()]
+    if any(dtype != dtypes[0] for dtype in dtypes):
+        listing = ", ".join(f"{name} {dtype}" for name, dtype in zip(arrays, dtypes))
         raise TypeError(f"stn.{function}: all arrays must have the same dtype, got {listing}")
-    return next(iter(dtypes.values()))
+    return dtypes[0]
 
 
 def ndim(function: str, name: str, array, expected: int, layout: str) -> None:
@@ -93,7 +93,7 @@ def positive_ints(function: str, name: str, value, count: int, meaning: str) -> 
             f"stn.{function}: {name} must be a sequence of {count} ints {meaning}, got {value!r}"
         ) from None
     if len(items) != count or not all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in items
+        type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool)) for v in items
     ):
         raise ValueError(
             f"stn.{function}: {name} must be {count} ints {meaning}, got {value!r}"

@@ -110,14 +110,19 @@ def _tps_layout(function: str, params, tps_grid) -> tuple:
     return grid_h, grid_w
 
 
+_PLAIN_AFFINE = Family("affine", 6, (2, 3))  # no entry fixed: the common case, built once
+
+
 def resolve(function: str, transform, params, fixed=None, tps_grid=None) -> Family:
     """The Family for `transform` whose parameters look like `params` (an array)."""
     if not isinstance(transform, str) or transform not in FAMILIES:
         raise ValueError(f"stn.{function}: transform must be one of {list(FAMILIES)}, got {transform!r}")
     mask, values = _fixed_entries(function, transform, fixed)
+    if transform == "affine" and mask == 0:
+        return _PLAIN_AFFINE
     if transform == "affine":
         free = 6 - bin(mask).count("1")
-        return Family("affine", free, (2, 3) if mask == 0 else (free,), mask, values)
+        return Family("affine", free, (free,), mask, values)
     if tps_grid is not None and transform != "tps":
         raise ValueError(f"stn.{function}: tps_grid applies to transform='tps' only, got "
                          f"transform={transform!r}")
@@ -144,10 +149,10 @@ def _layouts(family: Family) -> str:
 def params_layout(function: str, family: Family, params, batch: int, batch_source: str,
                   name: str = "theta") -> bool:
     """Checks params against the family's shape and the batch; returns True when shared."""
-    shape = tuple(int(s) for s in params.shape)
     if family.name == "affine" and family.fixed_mask == 0:
         check.theta_batch(function, params, batch, batch_source)
         return params.ndim == 2
+    shape = tuple(int(s) for s in params.shape)
     per_image = tuple(family.param_shape)
     if shape == per_image:
         return True
