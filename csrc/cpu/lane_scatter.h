@@ -10,8 +10,13 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "simd/affine_rows.h"
+
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 namespace stn {
 namespace cpu {
@@ -120,6 +125,65 @@ inline void add_corners(const simd::RowCorners& corners, int64_t wo, int32_t bit
   if (bits & 8) plane[base + width + 1] += corners.weight[3][wo] * value;
 }
 
+#if defined(__SSE__)
+// One channel's run without a held cell (scatter_run), on x86: a pixel whose four corners are
+// inside writes its north pair (NW, NE) and its south pair (SW, SE) with one 8-byte store
+// each, where add_corners has four stores. Its weights come from the four weight rows of 4
+// pixels at a time, transposed in registers, and multiply its grad_output as one vector. The
+// corners are still read one float at a time: an 8-byte read that overlaps an earlier pair's
+// store by half (the next pixel one column on, in most rows) cannot take its value from that
+// store and waits for it to reach the cache, while a 4-byte read within it can (reading pairs
+// took 1.5-2x add_corners' time at steps of 1-1.2 input pixels per output pixel). Each lane
+// does add_corners' scalar operations, plane[e] + weight * value, and the pixels keep their
+// order: the same bits. Measured on the AMD Zen 4: the loop alone against add_corners' (one
+// thread, corners in cache) 0.72x the time at cluttered MNIST's step (1.9 input pixels per
+// output pixel), 0.76x at 1.5, 0.82-0.87x at 1-1.2, 0.94x at 0.5; in the backward (A/B in
+// alternating calls), cluttered MNIST 0.92-0.95x on 1 thread and its forward and backward
+// 0.955-0.97x on 2, 64 x 1 x 128 x 128 0.95x, 16 x 1 x 512 x 512 0.97x.
+// prefetch_ahead(wo) is scatter_run's.
+template <typename PrefetchAhead>
+void scatter_pairs(const simd::RowCorners& corners, int64_t count, int64_t width, int64_t origin, const float* g,
+                   float* plane, const PrefetchAhead& prefetch_ahead) {
+  const auto add_pixel = [&](int64_t wo, __m128 weights, __m128 value) {
+    const int32_t bits = corners.inside[wo];
+    if (bits == 0) return;
+    if (bits != 15) {
+      add_corners(corners, wo, bits, corners.base[wo] - origin, width, g[wo], plane);
+      return;
+    }
+    float* north = plane + (corners.base[wo] - origin);
+    float* south = north + width;
+    const __m128 products = _mm_mul_ps(weights, value);  // NW, NE, SW, SE
+    const __m128 north_sums = _mm_add_ps(_mm_unpacklo_ps(_mm_load_ss(north), _mm_load_ss(north + 1)), products);
+    const __m128 south_sums = _mm_add_ps(_mm_unpacklo_ps(_mm_load_ss(south), _mm_load_ss(south + 1)),
+                                         _mm_movehl_ps(products, products));
+    // Pairs of floats are stored through __m64, which the intrinsics' headers declare may_alias.
+    _mm_storel_pi(reinterpret_cast<__m64*>(north), north_sums);
+    _mm_storel_pi(reinterpret_cast<__m64*>(south), south_sums);
+  };
+  int64_t wo = 0;
+  for (; wo + 4 <= count; wo += 4) {
+    __m128 w0 = _mm_loadu_ps(corners.weight[0] + wo), w1 = _mm_loadu_ps(corners.weight[1] + wo);
+    __m128 w2 = _mm_loadu_ps(corners.weight[2] + wo), w3 = _mm_loadu_ps(corners.weight[3] + wo);
+    _MM_TRANSPOSE4_PS(w0, w1, w2, w3);  // now w<i> holds pixel wo + i's four weights
+    const __m128 values = _mm_loadu_ps(g + wo);
+    prefetch_ahead(wo);
+    add_pixel(wo, w0, _mm_shuffle_ps(values, values, _MM_SHUFFLE(0, 0, 0, 0)));
+    prefetch_ahead(wo + 1);
+    add_pixel(wo + 1, w1, _mm_shuffle_ps(values, values, _MM_SHUFFLE(1, 1, 1, 1)));
+    prefetch_ahead(wo + 2);
+    add_pixel(wo + 2, w2, _mm_shuffle_ps(values, values, _MM_SHUFFLE(2, 2, 2, 2)));
+    prefetch_ahead(wo + 3);
+    add_pixel(wo + 3, w3, _mm_shuffle_ps(values, values, _MM_SHUFFLE(3, 3, 3, 3)));
+  }
+  for (; wo < count; ++wo) {
+    prefetch_ahead(wo);
+    const int32_t bits = corners.inside[wo];
+    if (bits != 0) add_corners(corners, wo, bits, corners.base[wo] - origin, width, g[wo], plane);
+  }
+}
+#endif
+
 // A run of output pixels (whole rows, in raster order) into one plane (or lane buffer):
 // plane[corner - origin] += weight * g[wo], pixel by pixel. With `hold`, the cell of pixels
 // whose corners are all inside the image and band is held in registers (HeldCell); the other
@@ -140,6 +204,12 @@ void scatter_run(const simd::RowCorners& corners_in, int64_t count, int64_t widt
     }
   };
   if (!hold) {  // its own loop: without the held cell's state, nothing spills
+#if defined(__SSE__)
+    if constexpr (std::is_same<T, float>::value) {
+      scatter_pairs(corners, count, width, origin, g, plane, prefetch_ahead);
+      return;
+    }
+#endif
     for (int64_t wo = 0; wo < count; ++wo) {
       prefetch_ahead(wo);
       const int32_t bits = corners.inside[wo];
