@@ -139,8 +139,8 @@ inline void add_corners(const simd::RowCorners& corners, int64_t wo, int32_t bit
 // thread, corners in cache) 0.72x the time at cluttered MNIST's step (1.9 input pixels per
 // output pixel), 0.76x at 1.5, 0.82-0.87x at 1-1.2, 0.94x at 0.5; in the backward (A/B in
 // alternating calls), cluttered MNIST 0.92-0.95x on 1 thread and its forward and backward
-// 0.955-0.97x on 2, 64 x 1 x 128 x 128 0.95x, 16 x 1 x 512 x 512 0.97x.
-// prefetch_ahead(wo) is scatter_run's.
+// 0.955-0.97x on 2, 64 x 1 x 128 x 128 0.95x, 16 x 1 x 512 x 512 0.97x. prefetch_ahead(wo)
+// is scatter_run's.
 template <typename PrefetchAhead>
 void scatter_pairs(const simd::RowCorners& corners, int64_t count, int64_t width, int64_t origin, const float* g,
                    float* plane, const PrefetchAhead& prefetch_ahead) {
