@@ -92,8 +92,9 @@ bool hold_cells(const AffineCoords<float>& coords, const SamplerShape& shape, in
   const float* theta = coords.theta + n * coords.theta_stride;
   const double step_x = double(theta[0]) * double(shape.in_width) / double(shape.out_width);
   const double step_y = double(theta[3]) * double(shape.in_height) / double(shape.out_width);
-  const double step = std::hypot(step_x, step_y);
-  return step < kHoldBelowStep;
+  // The step's length below kHoldBelowStep, compared squared (std::hypot took 7% of a
+  // backward of 256 tiny images); NaN compares false, and squares that overflow give +Inf.
+  return step_x * step_x + step_y * step_y < kHoldBelowStep * kHoldBelowStep;
 }
 
 // The scatter's lines ahead are not asked for when its band (of all channels) is at most
@@ -157,6 +158,8 @@ struct ScatterBuffers {
   std::vector<float> weights;         // (4, block pixels)
   std::vector<LaneStorage> lanes;     // (C / L, band rows, W, L): the band of the image
   std::vector<LaneStorage> g;         // (block pixels, L): grad_output of L channels
+  std::vector<float> grad_x, grad_y;  // (block pixels): the fused backward's grid gradient
+  std::vector<float> y_base;          // (block rows): its base grid y
 
   simd::RowCorners corners(index_t at, size_t block) {
     return simd::RowCorners{base.data() + at,
@@ -227,7 +230,9 @@ class AffineCornersWithTheta : public AffineCorners {
 
   PixelSpan corners(index_t n, index_t first, index_t count, index_t /*row_begin*/, index_t /*row_end*/,
                     ScatterBuffers& buffers, size_t block) const {
-    thread_local std::vector<float> grad_x, grad_y, y_base;  // the block's grid gradient
+    std::vector<float>& grad_x = buffers.grad_x;
+    std::vector<float>& grad_y = buffers.grad_y;
+    std::vector<float>& y_base = buffers.y_base;
     grad_x.resize(block);
     grad_y.resize(block);
     y_base.resize(size_t(count));
