@@ -14,7 +14,9 @@
 
 #include "simd/affine_rows.h"
 
-#if defined(__SSE__)
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#elif defined(__SSE__)
 #include <xmmintrin.h>
 #endif
 
@@ -181,10 +183,67 @@ int64_t scatter_pairs(const simd::RowCorners& corners, int64_t count, int64_t wi
 }
 #endif
 
+// One channel's run without a held cell, its corners carrying products (RowCorners::products)
+// in place of weights: plane[corner - origin] += products[4 * wo + k], pixel after pixel, the
+// additions add_corners makes (each product is its weight * g). On x86 a pixel whose four
+// corners are inside adds its north and south pairs as scatter_pairs does, and 4 such pixels
+// in a row take one test, not one each. The weights' transposes and the multiplies are gone
+// from the loop: the grid gradient's kernel formed the products while it had the weights in
+// registers. Measured on the AMD Zen 4 (AVX2), against scatter_pairs: the scatter's perf
+// samples per cluttered-MNIST backward 0.78x, the backward's 0.92x; its time, A/B in
+// alternating calls, 0.96-0.98x on 1 thread and 0.99-1.02x on 2 (there the threads wait on
+// memory more); 0.97x with 16 x 1 x 512 x 512 and 4 x 1 x 1024 x 1024, 1.01x with
+// 64 x 1 x 128 x 128. prefetch_ahead(wo) is scatter_run's.
+template <typename PrefetchAhead>
+void scatter_products(const simd::RowCorners& corners, int64_t count, int64_t width, int64_t origin, float* plane,
+                      const PrefetchAhead& prefetch_ahead) {
+  const auto add_pixel = [&](int64_t wo, int32_t bits) {
+    const float* products = corners.products + 4 * wo;
+    float* north = plane + (corners.base[wo] - origin);
+    float* south = north + width;
+#if defined(__SSE__)
+    if (bits == 15) {
+      const __m128 both = _mm_loadu_ps(products);  // NW, NE, SW, SE
+      const __m128 north_sums = _mm_add_ps(_mm_unpacklo_ps(_mm_load_ss(north), _mm_load_ss(north + 1)), both);
+      const __m128 south_sums = _mm_add_ps(_mm_unpacklo_ps(_mm_load_ss(south), _mm_load_ss(south + 1)),
+                                           _mm_movehl_ps(both, both));
+      // Pairs of floats are stored through __m64, which the intrinsics' headers declare may_alias.
+      _mm_storel_pi(reinterpret_cast<__m64*>(north), north_sums);
+      _mm_storel_pi(reinterpret_cast<__m64*>(south), south_sums);
+      return;
+    }
+#endif
+    if (bits & 1) north[0] += products[0];
+    if (bits & 2) north[1] += products[1];
+    if (bits & 4) south[0] += products[2];
+    if (bits & 8) south[1] += products[3];
+  };
+  int64_t wo = 0;
+#if defined(__SSE2__)
+  for (; wo + 4 <= count; wo += 4) {
+    const __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(corners.inside + wo));
+    const bool all_inside = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(bits, _mm_set1_epi32(15)))) == 15;
+    for (int64_t i = wo; i < wo + 4; ++i) {
+      prefetch_ahead(i);
+      if (all_inside) {
+        add_pixel(i, 15);
+      } else if (const int32_t pixel_bits = corners.inside[i]) {
+        add_pixel(i, pixel_bits);
+      }
+    }
+  }
+#endif
+  for (; wo < count; ++wo) {
+    prefetch_ahead(wo);
+    if (const int32_t bits = corners.inside[wo]) add_pixel(wo, bits);
+  }
+}
+
 // A run of output pixels (whole rows, in raster order) into one plane (or lane buffer):
 // plane[corner - origin] += weight * g[wo], pixel by pixel. With `hold`, the cell of pixels
 // whose corners are all inside the image and band is held in registers (HeldCell); the other
-// pixels, and all of them without `hold`, add their corners straight to memory.
+// pixels, and all of them without `hold`, add their corners straight to memory. Corners with
+// products (one channel, never with `hold`) go to scatter_products, which ignores g.
 template <typename T>
 void scatter_run(const simd::RowCorners& corners_in, int64_t count, int64_t width, int64_t origin, const T* g,
                  T* plane, bool hold, bool prefetch) {
@@ -200,6 +259,12 @@ void scatter_run(const simd::RowCorners& corners_in, int64_t count, int64_t widt
       __builtin_prefetch(ahead + width, 1);
     }
   };
+  if constexpr (std::is_same<T, float>::value) {
+    if (corners.products != nullptr) {  // set only where no cell is held
+      scatter_products(corners, count, width, origin, plane, prefetch_ahead);
+      return;
+    }
+  }
   if (!hold) {  // its own loop: without the held cell's state, nothing spills
     int64_t first = 0;  // the pixels before it are done
 #if defined(__SSE__)

@@ -160,8 +160,24 @@ struct ScatterBuffers {
   std::vector<LaneStorage> g;         // (block pixels, L): grad_output of L channels
   std::vector<float> grad_x, grad_y;  // (block pixels): the fused backward's grid gradient
   std::vector<float> y_base;          // (block rows): its base grid y
+  // The current image's corners carry products (RowCorners::products) in place of weights.
+  bool with_products = false;
+  std::vector<float> products;  // (block pixels, 4)
+
+  // Sizes the buffers for blocks of `block` pixels, products among them or not.
+  void prepare(size_t block, bool products_wanted) {
+    base.resize(block);
+    inside.resize(block);
+    with_products = products_wanted;
+    if (with_products) {
+      products.resize(4 * block);
+    } else {
+      weights.resize(4 * block);
+    }
+  }
 
   simd::RowCorners corners(index_t at, size_t block) {
+    if (with_products) return simd::RowCorners{base.data() + at, {}, inside.data() + at, products.data() + 4 * at};
     return simd::RowCorners{base.data() + at,
                             {weights.data() + at, weights.data() + block + at, weights.data() + 2 * block + at,
                              weights.data() + 3 * block + at},
@@ -178,6 +194,8 @@ class AffineCorners {
  public:
   AffineCorners(const AffineCoords<float>& coords, const SamplerShape& shape, const SamplerOptions& options)
       : coords_(coords), shape_(shape), rows_(coords, shape, options) {}
+  // Whether corners() can give one channel's products (RowCorners::products) on request.
+  static constexpr bool kGivesProducts = false;
   const simd::RowKernels* kernels() const { return rows_.kernels(); }
   const AffineRows& rows() const { return rows_; }
   bool hold(index_t n) const { return hold_cells(coords_, shape_, n); }
@@ -227,6 +245,8 @@ class AffineCornersWithTheta : public AffineCorners {
  public:
   explicit AffineCornersWithTheta(const CoefficientGradRow<float, Interp::Bilinear, AffineCoords<float>>& body)
       : AffineCorners(body.coords, body.shape, body.options), body_(body) {}
+  // The grid-gradient kernel has each pixel's grad_output at hand with its weights.
+  static constexpr bool kGivesProducts = true;
 
   PixelSpan corners(index_t n, index_t first, index_t count, index_t /*row_begin*/, index_t /*row_end*/,
                     ScatterBuffers& buffers, size_t block) const {
@@ -264,6 +284,7 @@ class GridCorners {
       : coords_(coords), shape_(shape), options_(options), kernels_(row_kernels_for(shape, options)) {}
   const simd::RowKernels* kernels() const { return kernels_; }
   bool hold(index_t) const { return false; }  // a grid may jump anywhere: add to memory
+  static constexpr bool kGivesProducts = false;
   PixelSpan corners(index_t n, index_t first, index_t count, index_t row_begin, index_t row_end,
                     ScatterBuffers& buffers, size_t block) const {
     // The block's rows as one run of pixels, each with its own point.
@@ -304,9 +325,8 @@ bool scatter_grad_input(const Corners& source, const float* grad_output, const S
   const size_t block = size_t(block_rows * out_width);
   for_each_band(shape, grad_input, [&](index_t n, index_t row_begin, index_t row_end) {
     thread_local ScatterBuffers buffers;
-    buffers.base.resize(block);
-    buffers.inside.resize(block);
-    buffers.weights.resize(4 * block);
+    const bool hold = source.hold(n);
+    buffers.prepare(block, /*products_wanted=*/Corners::kGivesProducts && !by_lanes && !hold);
     const index_t band = (row_end - row_begin) * width;  // elements of one channel's band
     const index_t origin = row_begin * width;
     const size_t group_floats = size_t(band * lanes_per_group);
@@ -318,7 +338,6 @@ bool scatter_grad_input(const Corners& source, const float* grad_output, const S
       lane_band = lane_floats(buffers.lanes, size_t(groups) * group_floats, /*zero=*/true);
       g = lane_floats(buffers.g, block * size_t(lanes_per_group), /*zero=*/false);
     }
-    const bool hold = source.hold(n);
     // A small band was zeroed (or its lane buffer assigned) just now and is still in L1.
     const bool prefetch = size_t(band * (by_lanes ? groups * lanes_per_group : 1)) * sizeof(float) > kCachedBandBytes;
     float* image = grad_input + n * channels * in_plane;

@@ -240,11 +240,26 @@ struct AffineRowKernels {
 
   // The corners k of the vector of pixels from wo into out (RowCorners' layout).
   static void store_corners(const Corners& k, int64_t wo, M tail, const RowCorners& out) {
+    store_cells(k, wo, tail, out);
+    for (int c = 0; c < 4; ++c) V::store(out.weight[c] + wo, k.weight[c], tail);
+  }
+
+  // store_corners with, in place of the weights, the weights times the `count` lanes of
+  // grad_output g (one channel) in out.products (RowCorners::products).
+  static void store_corner_products(const Corners& k, int64_t wo, M tail, int64_t count, F g,
+                                    const RowCorners& out) {
+    store_cells(k, wo, tail, out);
+    F products[4];
+    for (int c = 0; c < 4; ++c) products[c] = V::mul(k.weight[c], g);
+    V::store_quads(out.products + 4 * wo, count, products);
+  }
+
+  // RowCorners' base and inside of the vector from wo.
+  static void store_cells(const Corners& k, int64_t wo, M tail, const RowCorners& out) {
     V::store_int(out.base + wo, k.base, tail);
     I bits = V::bit_if(k.inside[0], 1);
     for (int c = 1; c < 4; ++c) bits = V::or_int(bits, V::bit_if(k.inside[c], 1 << c));
     V::store_int(out.inside + wo, bits, tail);
-    for (int c = 0; c < 4; ++c) V::store(out.weight[c] + wo, k.weight[c], tail);
   }
 
   // coords.h accumulate_theta_grad over each row, one pixel at a time (affine_rows.h

@@ -63,10 +63,15 @@ struct ConstPlanes {
 // base[wo] = r0 * W + c0 is the north-west corner (NE = base + 1, SW = base + W,
 // SE = base + W + 1), weight[k][wo] its weight, and bit k of inside[wo] is set when corner k
 // (NW, NE, SW, SE) is inside the image and in input rows [row_begin, row_end).
+//
+// products, where set (only for GridGradCornersFn on a one-channel image): in place of the
+// weights, products[4 * wo + k] = weight[k][wo] * grad_output[wo], the very products the
+// scatter forms, computed while the weights are in registers; weight is then not written.
 struct RowCorners {
   int32_t* base;
   float* weight[4];
   int32_t* inside;
+  float* products = nullptr;
 };
 
 // output: the row's first pixel in channel 0 of (C, Ho, Wo), channel stride out_plane.

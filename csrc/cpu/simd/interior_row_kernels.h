@@ -577,7 +577,11 @@ struct InteriorRowKernels {
         grid_grad_masked(row, input, grad_output, out_plane, grad_x, grad_y, wo, corners);
         continue;
       }
-      if (corners != nullptr) interior_corners(k, wo, *corners);
+      if (corners != nullptr && corners->products != nullptr) {
+        interior_corner_products(k, wo, row.out_width - wo, V::load(grad_output + wo, k.lanes), *corners);
+      } else if (corners != nullptr) {
+        interior_corners(k, wo, *corners);
+      }
       F weight_dx[4], weight_dy[4];
       Masked::weight_slopes(k.tx, k.ty, weight_dx, weight_dy);
       F sum_x = V::zero(), sum_y = V::zero();
@@ -610,9 +614,23 @@ struct InteriorRowKernels {
   // The corners of the interior vector from wo: every one inside (bits 15), none in the lanes
   // out of reach (bits 0).
   static void interior_corners(const Interior& k, int64_t wo, const RowCorners& out) {
+    interior_cells(k, wo, out);
+    for (int c = 0; c < 4; ++c) V::store(out.weight[c] + wo, k.weight[c], k.lanes);
+  }
+
+  // interior_corners with, in place of the weights, the weights times the `count` lanes of
+  // grad_output g (one channel) in out.products (RowCorners::products).
+  static void interior_corner_products(const Interior& k, int64_t wo, int64_t count, F g, const RowCorners& out) {
+    interior_cells(k, wo, out);
+    F products[4];
+    for (int c = 0; c < 4; ++c) products[c] = V::mul(k.weight[c], g);
+    V::store_quads(out.products + 4 * wo, count, products);
+  }
+
+  // RowCorners' base and inside of the interior vector from wo.
+  static void interior_cells(const Interior& k, int64_t wo, const RowCorners& out) {
     V::store_int(out.base + wo, V::load_int(k.north_west), k.lanes);
     V::store_int(out.inside + wo, V::bit_if(k.inside, 15), k.lanes);
-    for (int c = 0; c < 4; ++c) V::store(out.weight[c] + wo, k.weight[c], k.lanes);
   }
 
   // grid_grad of the vector of pixels from wo, through the masked corners.
@@ -621,7 +639,11 @@ struct InteriorRowKernels {
                                const RowCorners* corners) {
     const M tail = V::first(row.out_width - wo);
     const typename Masked::Corners m = Masked::corners(row, wo, tail, 0, row.in_height);
-    if (corners != nullptr) Masked::store_corners(m, wo, tail, *corners);
+    if (corners != nullptr && corners->products != nullptr) {  // one channel (RowCorners::products)
+      Masked::store_corner_products(m, wo, tail, row.out_width - wo, V::load(grad_output + wo, tail), *corners);
+    } else if (corners != nullptr) {
+      Masked::store_corners(m, wo, tail, *corners);
+    }
     CornerFetch<V> fetch;
     fetch.prepare(m, row);
     F weight_dx[4], weight_dy[4];

@@ -95,6 +95,20 @@ struct Avx2 {
     store(p + kLanes, _mm256_permute2f128_ps(low, high, 0x31), first(2 * n - kLanes));
   }
 
+  // (v[0][i], v[1][i], v[2][i], v[3][i]) for i < min(n, 8) to p + 4 * i (writing nothing else).
+  static void store_quads(float* p, int64_t n, const F v[4]) {
+    const F low01 = _mm256_unpacklo_ps(v[0], v[1]), high01 = _mm256_unpackhi_ps(v[0], v[1]);
+    const F low23 = _mm256_unpacklo_ps(v[2], v[3]), high23 = _mm256_unpackhi_ps(v[2], v[3]);
+    // quad[i]: lane i's quad in its low half, lane 4 + i's in its high half
+    const F quad[4] = {_mm256_shuffle_ps(low01, low23, _MM_SHUFFLE(1, 0, 1, 0)),
+                       _mm256_shuffle_ps(low01, low23, _MM_SHUFFLE(3, 2, 3, 2)),
+                       _mm256_shuffle_ps(high01, high23, _MM_SHUFFLE(1, 0, 1, 0)),
+                       _mm256_shuffle_ps(high01, high23, _MM_SHUFFLE(3, 2, 3, 2))};
+    const F out[4] = {_mm256_permute2f128_ps(quad[0], quad[1], 0x20), _mm256_permute2f128_ps(quad[2], quad[3], 0x20),
+                      _mm256_permute2f128_ps(quad[0], quad[1], 0x31), _mm256_permute2f128_ps(quad[2], quad[3], 0x31)};
+    for (int k = 0; k < 4; ++k) store(p + k * kLanes, out[k], first(4 * n - k * kLanes));  // lanes 2k, 2k + 1
+  }
+
   static F gather(const float* base, I offset, M m) {
     return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, offset, m, 4);
   }

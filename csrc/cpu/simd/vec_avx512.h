@@ -77,6 +77,26 @@ struct Avx512 {
     store(p + kLanes, _mm512_permutex2var_ps(x, high, y), first(2 * n - kLanes));
   }
 
+  // (v[0][i], v[1][i], v[2][i], v[3][i]) for i < min(n, 16) to p + 4 * i (writing nothing else).
+  static void store_quads(float* p, int64_t n, const F v[4]) {
+    const F low01 = _mm512_unpacklo_ps(v[0], v[1]), high01 = _mm512_unpackhi_ps(v[0], v[1]);
+    const F low23 = _mm512_unpacklo_ps(v[2], v[3]), high23 = _mm512_unpackhi_ps(v[2], v[3]);
+    // quad[j], 128-bit block q: the quad of lane 4q + j
+    const F quad[4] = {_mm512_shuffle_ps(low01, low23, _MM_SHUFFLE(1, 0, 1, 0)),
+                       _mm512_shuffle_ps(low01, low23, _MM_SHUFFLE(3, 2, 3, 2)),
+                       _mm512_shuffle_ps(high01, high23, _MM_SHUFFLE(1, 0, 1, 0)),
+                       _mm512_shuffle_ps(high01, high23, _MM_SHUFFLE(3, 2, 3, 2))};
+    const F blocks01_of01 = _mm512_shuffle_f32x4(quad[0], quad[1], _MM_SHUFFLE(1, 0, 1, 0));  // lanes 0 4 1 5
+    const F blocks01_of23 = _mm512_shuffle_f32x4(quad[2], quad[3], _MM_SHUFFLE(1, 0, 1, 0));  // lanes 2 6 3 7
+    const F blocks23_of01 = _mm512_shuffle_f32x4(quad[0], quad[1], _MM_SHUFFLE(3, 2, 3, 2));  // lanes 8 12 9 13
+    const F blocks23_of23 = _mm512_shuffle_f32x4(quad[2], quad[3], _MM_SHUFFLE(3, 2, 3, 2));  // lanes 10 14 11 15
+    const F out[4] = {_mm512_shuffle_f32x4(blocks01_of01, blocks01_of23, _MM_SHUFFLE(2, 0, 2, 0)),   // lanes 0-3
+                      _mm512_shuffle_f32x4(blocks01_of01, blocks01_of23, _MM_SHUFFLE(3, 1, 3, 1)),   // 4-7
+                      _mm512_shuffle_f32x4(blocks23_of01, blocks23_of23, _MM_SHUFFLE(2, 0, 2, 0)),   // 8-11
+                      _mm512_shuffle_f32x4(blocks23_of01, blocks23_of23, _MM_SHUFFLE(3, 1, 3, 1))};  // 12-15
+    for (int k = 0; k < 4; ++k) store(p + k * kLanes, out[k], first(4 * n - k * kLanes));
+  }
+
   // base[offset] in lanes of m, 0 elsewhere (those lanes read no memory).
   static F gather(const float* base, I offset, M m) {
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, offset, base, 4);
