@@ -229,8 +229,7 @@ struct InteriorRowKernels {
     k->all_inside = V::full(inside);
     if (!k->all_inside) {
       if (!r.allow_out_of_reach) return false;
-      const M reach = V::both(V::both(V::ge(x, r.reach_low_x), V::lt(x, r.reach_x)),
-                              V::both(V::ge(y, r.reach_low_y), V::lt(y, r.reach_y)));
+      const M reach = reach_lanes(r, x, y);
       if (!V::full(V::either(inside, V::neither(reach, reach)))) return false;  // a lane on the rim
     }
     k->inside = inside;
@@ -268,6 +267,12 @@ struct InteriorRowKernels {
     *y = pixel(grid_y, r.scale_y);
   }
 
+  // The lanes whose pixel (x, y) is within reach: a corner in the image (see the top).
+  [[gnu::always_inline]] static M reach_lanes(const RowConstants& r, F x, F y) {
+    return V::both(V::both(V::ge(x, r.reach_low_x), V::lt(x, r.reach_x)),
+                   V::both(V::ge(y, r.reach_low_y), V::lt(y, r.reach_y)));
+  }
+
   // The lanes whose pixel (x, y) is interior (see the top). Ordered compares: false for NaN.
   [[gnu::always_inline]] static M interior_lanes(const RowConstants& r, F x, F y) {
     return V::both(V::both(V::gt(x, r.low_x), V::lt(x, r.high_x)), V::both(V::gt(y, r.low_y), V::lt(y, r.high_y)));
@@ -289,29 +294,31 @@ struct InteriorRowKernels {
     weight[3] = V::mul(*tx, *ty);
   }
 
-  // Whether the chunk of kChunkVectors whole vectors from pixel `first` of an affine row is
-  // *plain*: every lane of every vector interior. Most chunks of a warp are, and
+  // Which vectors of the chunk of kChunkVectors whole vectors from pixel `first` of an affine
+  // row are *plain*, every lane interior: bit v for vector v. Most vectors of a warp are, and
   // forward_plain then takes them without the checks a vector may need. Their taps go to
   // k[v].weight and k[v].north_west (all forward_plain reads), computed as interior computes
-  // them, but with no branch per vector and no other field stored; for a chunk that is not
-  // plain, k holds nothing of use. Measured on the AMD Zen 4 (AVX2, 2 threads), against
+  // them, but with no branch per vector and no other field stored; for a vector that is not
+  // plain, k[v] holds nothing of use. Measured on the AMD Zen 4 (AVX2, 2 threads), against
   // interior_chunk's taps: 0.95x the forward time on one 3 x 1024 x 1024 image, 0.97x rotated
   // by 45 degrees (64% of its chunks plain), the same (1.00x) zoomed out 1.6x (30% plain).
-  static bool plain_taps(const AffineRow& row, const RowConstants& r, int64_t first, Interior* k) {
+  static uint32_t plain_taps(const AffineRow& row, const RowConstants& r, int64_t first, Interior* k) {
     const M all_lanes = V::first(V::kLanes);
-    M plain = all_lanes;
+    uint32_t plain = 0;
     for (int v = 0; v < kChunkVectors; ++v) {
       F x, y, tx, ty;
       pixels<true>(r, row, first + v * V::kLanes, all_lanes, &x, &y);
-      plain = V::both(plain, interior_lanes(r, x, y));
+      plain |= uint32_t(V::full(interior_lanes(r, x, y))) << v;
       typename V::I north_west;
       taps(r, x, y, &tx, &ty, k[v].weight, &north_west);
       V::store_int(k[v].north_west, north_west, all_lanes);
-      // A chunk that is not plain usually shows it early (a lane on the image's rim, in its
-      // padding); it then goes to interior_chunk, having computed few of its taps twice.
-      if (v % 4 == 0 && !V::full(plain)) return false;
+      // A chunk of few plain vectors usually shows it early (lanes on the image's rim, in its
+      // padding); it then goes to interior_chunk, having computed two of its taps twice.
+      // (Deciding after 4 vectors took 1.04x the forward time of cluttered MNIST zoomed out
+      // 3x, where most vectors sample only padding.)
+      if (v == 1 && plain == 0) return 0;
     }
-    return V::full(plain);
+    return plain;
   }
 
   // Interior::north_west_ahead of the vector from wo: the cells of the pixels kPrefetchRows
@@ -336,6 +343,7 @@ struct InteriorRowKernels {
   // Zen 4 (2 threads, AVX2 kernels), against channels innermost: 0.62x the forward time on one
   // 3 x 1024 x 1024 image, 0.92x on the seed's batch, 0.88x on 8 x 64 x 128 x 128 maps.
   static constexpr int kChunkVectors = 16;
+  static constexpr uint32_t kAllPlain = (uint32_t(1) << kChunkVectors) - 1;  // plain_taps: every vector
 
   // The vectors of the chunk of kChunkVectors from pixel `first`: the interior ones' taps go
   // to k[0..count) and their first pixels to at[0..count); count is returned. The others are
@@ -378,9 +386,18 @@ struct InteriorRowKernels {
     Interior k[kChunkVectors];
     int64_t at[kChunkVectors];
     for (int64_t first = 0; first < row.out_width; first += kChunkVectors * V::kLanes) {
-      if (!r.grid && whole_chunk(row, first) && plain_taps(row, r, first, k)) {
-        forward_plain(r, k, input, output + first, out_plane);
-        continue;
+      if (!r.grid && whole_chunk(row, first)) {
+        const uint32_t plain = plain_taps(row, r, first, k);
+        if (plain == kAllPlain) {
+          forward_plain<true>(r, k, plain, input, output + first, out_plane);
+          continue;
+        }
+        if (plain != 0) {  // the plain vectors first, then each of the others on its own
+          forward_plain<false>(r, k, plain, input, output + first, out_plane);
+          for (int v = 0; v < kChunkVectors; ++v)
+            if (!(plain >> v & 1)) forward_vector(row, r, input, output, out_plane, first + v * V::kLanes);
+          continue;
+        }
       }
       const int count = interior_chunk(row, r, first, k, at, [&](int64_t wo) {
         forward_masked(row, input, output, out_plane, wo);
@@ -405,35 +422,46 @@ struct InteriorRowKernels {
     if (row.stream_output && row.fence_streams) _mm_sfence();
   }
 
-  // forward of a plain chunk (plain_taps) whose first pixel is output[0] in channel 0: the
-  // same taps, reads and sums as forward's loop, less its per-vector checks (grid or affine,
-  // lanes out of reach, a partial vector), with an output prefetch per line, not per vector.
-  // Measured on the AMD Zen 4 (AVX2, 2 threads), against forward's loop: 0.93x the time on
-  // one 3 x 1024 x 1024 image, 0.97x on the seed's batch. With r.stream_output, a channel
-  // whose chunk starts on a 64-byte line (its kChunkVectors vectors then fill whole lines) is
-  // written with non-temporal stores.
-  static void forward_plain(const RowConstants& r, const Interior* k, ConstPlanes input, float* output,
-                            int64_t out_plane) {
+  // forward of the plain vectors (bits of `plain`, kAll: every one) of a chunk (plain_taps)
+  // whose first pixel is output[0] in channel 0: the same taps, reads and sums as forward's
+  // loop, less its per-vector checks (grid or affine, lanes out of reach, a partial vector),
+  // with an output prefetch per line, not per vector. Measured on the AMD Zen 4 (AVX2, 2
+  // threads), against forward's loop: 0.93x the time on one 3 x 1024 x 1024 image, 0.97x on
+  // the seed's batch. Taking the plain vectors of chunks that also hold others this way
+  // (before, all of such a chunk went through forward's loop): 0.95-0.96x the forward time of
+  // cluttered MNIST (its rows of 28 pixels cross the image's rim in most chunks), 0.96x with
+  // 32 x 32 x 64 x 64, 0.95-0.99x on one 3 x 1024 x 1024 image, 1.00x zoomed out 1.6x or 3x
+  // (A/B in alternating calls, 2 threads). With r.stream_output, a channel of
+  // a wholly plain chunk that starts on a 64-byte line (its kChunkVectors vectors then fill
+  // whole lines) is written with non-temporal stores.
+  template <bool kAll>
+  static void forward_plain(const RowConstants& r, const Interior* k, uint32_t plain, ConstPlanes input,
+                            float* output, int64_t out_plane) {
     for (int64_t channel = 0; channel < input.channels; ++channel) {
       const float* plane = input.data + channel * input.plane;
       float* out = output + channel * out_plane;
-      if (r.stream_output && reinterpret_cast<uintptr_t>(out) % (kLineFloats * sizeof(float)) == 0) {
-        plain_channel<true>(r, k, plane, out);
-      } else {
-        plain_channel<false>(r, k, plane, out);
+      if constexpr (kAll) {
+        if (r.stream_output && reinterpret_cast<uintptr_t>(out) % (kLineFloats * sizeof(float)) == 0) {
+          plain_channel<true, true>(r, k, plain, plane, out);
+          continue;
+        }
       }
+      plain_channel<false, kAll>(r, k, plain, plane, out);
     }
   }
 
-  // One channel of a plain chunk, into out[0 .. kChunkVectors * kLanes): with non-temporal
-  // stores (kStream; `out` on a line, so that the chunk fills whole lines), or with plain
-  // stores and a prefetch of each output line kOutputPrefetchRows rows down.
-  template <bool kStream>
-  [[gnu::always_inline]] static void plain_channel(const RowConstants& r, const Interior* k, const float* plane,
-                                                   float* out) {
+  // One channel of the plain vectors of a chunk, into out[0 .. kChunkVectors * kLanes): with
+  // non-temporal stores (kStream; every vector plain and `out` on a line, so that the chunk
+  // fills whole lines), or with plain stores and a prefetch of each output line
+  // kOutputPrefetchRows rows down.
+  template <bool kStream, bool kAll>
+  [[gnu::always_inline]] static void plain_channel(const RowConstants& r, const Interior* k, uint32_t plain,
+                                                   const float* plane, float* out) {
     static_assert(kChunkVectors * V::kLanes % kLineFloats == 0, "a chunk fills whole lines");
+    static_assert(kAll || !kStream, "streams write whole lines");
     const uintptr_t ahead = reinterpret_cast<uintptr_t>(plane) + uintptr_t(r.ahead) * sizeof(float);
     for (int v = 0; v < kChunkVectors; ++v) {
+      if (!kAll && !(plain >> v & 1)) continue;
       prefetch_corners(ahead, k[v].north_west, r);
       F corner[4];
       PairLoads<V>::corners(plane, k[v].north_west, r.width, corner);
@@ -445,6 +473,25 @@ struct InteriorRowKernels {
         if (v * V::kLanes % kLineFloats == 0) prefetch_below(at, r);
         V::storeu(at, value);
       }
+    }
+  }
+
+  // forward of the whole vector of an affine row from wo, every channel, as forward's loop
+  // takes it: interior, or through the masked corners.
+  static void forward_vector(const AffineRow& row, const RowConstants& r, ConstPlanes input, float* output,
+                             int64_t out_plane, int64_t wo) {
+    Interior k;
+    if (!interior<true>(r, row, wo, &k)) {
+      forward_masked(row, input, output, out_plane, wo);
+      return;
+    }
+    for (int64_t channel = 0; channel < input.channels; ++channel) {
+      const float* plane = input.data + channel * input.plane;
+      prefetch_ahead(plane, k, r);
+      F corner[4];
+      PairLoads<V>::corners(plane, k.north_west, r.width, corner);
+      store_and_prefetch_below(output + channel * out_plane + wo, keep_inside(k, weighted_sum(k.weight, corner)),
+                               k.lanes, r);
     }
   }
 
