@@ -302,21 +302,31 @@ struct InteriorRowKernels {
   // plain, k[v] holds nothing of use. Measured on the AMD Zen 4 (AVX2, 2 threads), against
   // interior_chunk's taps: 0.95x the forward time on one 3 x 1024 x 1024 image, 0.97x rotated
   // by 45 degrees (64% of its chunks plain), the same (1.00x) zoomed out 1.6x (30% plain).
-  static uint32_t plain_taps(const AffineRow& row, const RowConstants& r, int64_t first, Interior* k) {
+  // kGradient: the gradient's fields too, k[v].tx, k[v].ty and k[v].lanes, and in *out_of_reach
+  // the vectors none of whose lanes is within reach (zero padding only; otherwise none).
+  template <bool kGradient = false>
+  static uint32_t plain_taps(const AffineRow& row, const RowConstants& r, int64_t first, Interior* k,
+                             uint32_t* out_of_reach = nullptr) {
     const M all_lanes = V::first(V::kLanes);
     uint32_t plain = 0;
+    if constexpr (kGradient) *out_of_reach = 0;
     for (int v = 0; v < kChunkVectors; ++v) {
       F x, y, tx, ty;
       pixels<true>(r, row, first + v * V::kLanes, all_lanes, &x, &y);
       plain |= uint32_t(V::full(interior_lanes(r, x, y))) << v;
+      if constexpr (kGradient) {
+        const M reach = reach_lanes(r, x, y);
+        *out_of_reach |= uint32_t(r.allow_out_of_reach && V::full(V::neither(reach, reach))) << v;
+      }
       typename V::I north_west;
       taps(r, x, y, &tx, &ty, k[v].weight, &north_west);
       V::store_int(k[v].north_west, north_west, all_lanes);
+      if constexpr (kGradient) k[v].tx = tx, k[v].ty = ty, k[v].lanes = all_lanes;
       // A chunk of few plain vectors usually shows it early (lanes on the image's rim, in its
       // padding); it then goes to interior_chunk, having computed two of its taps twice.
       // (Deciding after 4 vectors took 1.04x the forward time of cluttered MNIST zoomed out
       // 3x, where most vectors sample only padding.)
-      if (v == 1 && plain == 0) return 0;
+      if (!kGradient && v == 1 && plain == 0) return 0;
     }
     return plain;
   }
@@ -606,36 +616,103 @@ struct InteriorRowKernels {
     }
   }
 
-  // grid_grad_and_corners of one channel, a vector at a time: with nothing to share between
-  // channels, each vector's taps go from registers to its gradient, not through a chunk's
-  // taps in memory. Same sums in the same order, so bit-identical. Measured on the AMD Zen 4
-  // (AVX2, A/B in alternating calls) against the chunked loop: backward 0.91x the time at the
-  // cluttered-MNIST shape on 1 thread (0.92-0.95x on 2), 0.89x at 64x1x128x128, 0.92x at
-  // 16x1x512x512, 0.98x at 1x1x1024x1024. The forward gained nothing from the same split
-  // (1.1-1.7x slower): there the chunk's loads overlap better than one vector's.
+  // grid_grad_and_corners of one channel. An affine row's whole chunks first take their taps
+  // as the forward does (plain_taps): a plain vector then goes through its gradient without
+  // checks or masks, one out of reach only stores zeros, and any other goes on its own, as
+  // every vector of a grid's row or of a chunk's tail does (grid_grad_vector). Same sums in
+  // the same order, so bit-identical. Measured on the AMD Zen 4 (AVX2, A/B in alternating
+  // calls), against a vector at a time throughout: backward 0.86x the time at the
+  // cluttered-MNIST shape on 1 thread (0.97-0.99x on 2, where the threads share the memory's
+  // bandwidth), 0.79x zoomed out 3x, 0.92-0.96x at 64x1x128x128, 0.96x at 16x1x512x512,
+  // 0.91-0.97x at 4x1x1024x1024. (A vector at a time had beaten the channels' chunked loop
+  // below: 0.91x at the cluttered-MNIST shape on 1 thread, 0.89x at 64x1x128x128.)
   static void grid_grad_one_channel(const AffineRow& row, const RowConstants& r, ConstPlanes input,
                                     const float* grad_output, int64_t out_plane, float* grad_x, float* grad_y,
                                     const RowCorners* corners) {
-    for (int64_t wo = 0; wo < row.out_width; wo += V::kLanes) {
-      Interior k;
-      const bool interior_vector = wo + V::kLanes <= row.out_width ? interior<true>(r, row, wo, &k)
-                                                                    : interior<false>(r, row, wo, &k);
-      if (!interior_vector) {
-        grid_grad_masked(row, input, grad_output, out_plane, grad_x, grad_y, wo, corners);
-        continue;
+    const auto vector = [&](int64_t wo) {
+      grid_grad_vector(row, r, input, grad_output, out_plane, grad_x, grad_y, corners, wo);
+    };
+    int64_t first = 0;
+    if (!r.grid) {
+      Interior k[kChunkVectors];
+      for (; whole_chunk(row, first); first += kChunkVectors * V::kLanes) {
+        uint32_t out_of_reach;
+        const uint32_t plain = plain_taps<true>(row, r, first, k, &out_of_reach);
+        for (int v = 0; v < kChunkVectors; ++v) {
+          const int64_t wo = first + v * V::kLanes;
+          if (plain >> v & 1) {
+            grid_grad_plain_vector(r, k[v], input, grad_output, grad_x, grad_y, corners, wo);
+          } else if (out_of_reach >> v & 1) {
+            grid_grad_out_of_reach(grad_x, grad_y, corners, wo);
+          } else {
+            vector(wo);
+          }
+        }
       }
-      if (corners != nullptr && corners->products != nullptr) {
-        interior_corner_products(k, wo, row.out_width - wo, V::load(grad_output + wo, k.lanes), *corners);
-      } else if (corners != nullptr) {
-        interior_corners(k, wo, *corners);
-      }
-      F weight_dx[4], weight_dy[4];
-      Masked::weight_slopes(k.tx, k.ty, weight_dx, weight_dy);
-      F sum_x = V::zero(), sum_y = V::zero();
-      add_channel(k, r, input.data, grad_output + wo, weight_dx, weight_dy, &sum_x, &sum_y);
-      V::store(grad_x + wo, keep_inside(k, V::mul(sum_x, r.d_x)), k.lanes);
-      V::store(grad_y + wo, keep_inside(k, V::mul(sum_y, r.d_y)), k.lanes);
     }
+    for (int64_t wo = first; wo < row.out_width; wo += V::kLanes) vector(wo);
+  }
+
+  // grid_grad_one_channel of the vector from wo.
+  [[gnu::always_inline]] static void grid_grad_vector(const AffineRow& row, const RowConstants& r, ConstPlanes input,
+                                                      const float* grad_output, int64_t out_plane, float* grad_x,
+                                                      float* grad_y, const RowCorners* corners, int64_t wo) {
+    Interior k;
+    const bool interior_vector = wo + V::kLanes <= row.out_width ? interior<true>(r, row, wo, &k)
+                                                                  : interior<false>(r, row, wo, &k);
+    if (!interior_vector) {
+      grid_grad_masked(row, input, grad_output, out_plane, grad_x, grad_y, wo, corners);
+      return;
+    }
+    if (corners != nullptr && corners->products != nullptr) {
+      interior_corner_products(k, wo, row.out_width - wo, V::load(grad_output + wo, k.lanes), *corners);
+    } else if (corners != nullptr) {
+      interior_corners(k, wo, *corners);
+    }
+    F weight_dx[4], weight_dy[4];
+    Masked::weight_slopes(k.tx, k.ty, weight_dx, weight_dy);
+    F sum_x = V::zero(), sum_y = V::zero();
+    add_channel(k, r, input.data, grad_output + wo, weight_dx, weight_dy, &sum_x, &sum_y);
+    V::store(grad_x + wo, keep_inside(k, V::mul(sum_x, r.d_x)), k.lanes);
+    V::store(grad_y + wo, keep_inside(k, V::mul(sum_y, r.d_y)), k.lanes);
+  }
+
+  // grid_grad_vector of a vector from wo none of whose lanes is within reach: +0 gradients,
+  // and no corner inside (the weights or products are never read).
+  static void grid_grad_out_of_reach(float* grad_x, float* grad_y, const RowCorners* corners, int64_t wo) {
+    V::storeu(grad_x + wo, V::zero());
+    V::storeu(grad_y + wo, V::zero());
+    if (corners == nullptr) return;
+    const M all_lanes = V::first(V::kLanes);
+    V::store_int(corners->base + wo, V::bit_if(all_lanes, 0), all_lanes);
+    V::store_int(corners->inside + wo, V::bit_if(all_lanes, 0), all_lanes);
+  }
+
+  // grid_grad_vector of a plain vector (plain_taps<true>: k holds its taps) from wo: every
+  // lane interior, so no checks and no masks.
+  [[gnu::always_inline]] static void grid_grad_plain_vector(const RowConstants& r, const Interior& k,
+                                                            ConstPlanes input, const float* grad_output,
+                                                            float* grad_x, float* grad_y, const RowCorners* corners,
+                                                            int64_t wo) {
+    if (corners != nullptr) {
+      const M all_lanes = V::first(V::kLanes);
+      V::store_int(corners->base + wo, V::load_int(k.north_west), all_lanes);
+      V::store_int(corners->inside + wo, V::bit_if(all_lanes, 15), all_lanes);
+      if (corners->products != nullptr) {
+        const F g = V::loadu(grad_output + wo);
+        F products[4];
+        for (int c = 0; c < 4; ++c) products[c] = V::mul(k.weight[c], g);
+        V::store_quads(corners->products + 4 * wo, V::kLanes, products);
+      } else {
+        for (int c = 0; c < 4; ++c) V::storeu(corners->weight[c] + wo, k.weight[c]);
+      }
+    }
+    F weight_dx[4], weight_dy[4];
+    Masked::weight_slopes(k.tx, k.ty, weight_dx, weight_dy);
+    F sum_x = V::zero(), sum_y = V::zero();
+    add_channel(k, r, input.data, grad_output + wo, weight_dx, weight_dy, &sum_x, &sum_y);
+    V::storeu(grad_x + wo, V::mul(sum_x, r.d_x));
+    V::storeu(grad_y + wo, V::mul(sum_y, r.d_y));
   }
 
   // Masked::corners_row, interior vectors taken the short way: every corner inside the band
