@@ -249,9 +249,14 @@ struct AffineRowKernels {
   static void store_corner_products(const Corners& k, int64_t wo, M tail, int64_t count, F g,
                                     const RowCorners& out) {
     store_cells(k, wo, tail, out);
+    store_products(k.weight, g, count, out.products + 4 * wo);
+  }
+
+  // weight[k] * g of the first `count` lanes, as RowCorners::products holds them, from `at`.
+  static void store_products(const F weight[4], F g, int64_t count, float* at) {
     F products[4];
-    for (int c = 0; c < 4; ++c) products[c] = V::mul(k.weight[c], g);
-    V::store_quads(out.products + 4 * wo, count, products);
+    for (int c = 0; c < 4; ++c) products[c] = V::mul(weight[c], g);
+    V::store_quads(at, count, products);
   }
 
   // RowCorners' base and inside of the vector from wo.

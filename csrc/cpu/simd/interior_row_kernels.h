@@ -699,10 +699,7 @@ struct InteriorRowKernels {
       V::store_int(corners->base + wo, V::load_int(k.north_west), all_lanes);
       V::store_int(corners->inside + wo, V::bit_if(all_lanes, 15), all_lanes);
       if (corners->products != nullptr) {
-        const F g = V::loadu(grad_output + wo);
-        F products[4];
-        for (int c = 0; c < 4; ++c) products[c] = V::mul(k.weight[c], g);
-        V::store_quads(corners->products + 4 * wo, V::kLanes, products);
+        Masked::store_products(k.weight, V::loadu(grad_output + wo), V::kLanes, corners->products + 4 * wo);
       } else {
         for (int c = 0; c < 4; ++c) V::storeu(corners->weight[c] + wo, k.weight[c]);
       }
@@ -746,9 +743,7 @@ struct InteriorRowKernels {
   // grad_output g (one channel) in out.products (RowCorners::products).
   static void interior_corner_products(const Interior& k, int64_t wo, int64_t count, F g, const RowCorners& out) {
     interior_cells(k, wo, out);
-    F products[4];
-    for (int c = 0; c < 4; ++c) products[c] = V::mul(k.weight[c], g);
-    V::store_quads(out.products + 4 * wo, count, products);
+    Masked::store_products(k.weight, g, count, out.products + 4 * wo);
   }
 
   // RowCorners' base and inside of the interior vector from wo.
