@@ -53,6 +53,11 @@ class OutputTiles {
   // parallel_for's threshold: a call of a few dozen pixels stays on the calling thread.
   index_t min_items_to_split() const { return pixels_ >= kMinItemsToSplit ? 2 : count() + 1; }
 
+  // parallel_for's items per hand-out (items_per_handout) for images of `channels` channels.
+  index_t chunk(index_t channels) const {
+    return items_per_handout(count(), channels * std::max<index_t>(1, pixels_ / count()));
+  }
+
   Tile tile(index_t item) const {
     const index_t run = item % runs_, strip = (item / runs_) % strips_, n = item / (runs_ * strips_);
     const index_t column_begin = strip * strip_width_, row_begin = run * run_rows_;
@@ -166,7 +171,8 @@ namespace {
 // then on_run(n, pixel, row) for each run of pixels of image n's output plane from `pixel`
 // on (a row of a strip, or a flat run of the tile's rows), `row` its AffineRow.
 template <typename OnTile, typename OnRun>
-void for_each_affine_run(const AffineRows& rows, const OutputTiles& tiles, const OnTile& on_tile, const OnRun& on_run) {
+void for_each_affine_run(const AffineRows& rows, const OutputTiles& tiles, index_t channels, const OnTile& on_tile,
+                         const OnRun& on_run) {
   parallel_for(tiles.count(), [&](index_t item) {
     const OutputTiles::Tile tile = tiles.tile(item);
     on_tile(tile);
@@ -182,7 +188,7 @@ void for_each_affine_run(const AffineRows& rows, const OutputTiles& tiles, const
       row.fence_streams = ho + 1 == tile.row_end;  // once per item: its rows run in turn
       on_run(tile.n, ho * out_width + tile.column_begin, row);
     }
-  }, tiles.min_items_to_split());
+  }, tiles.min_items_to_split(), tiles.chunk(channels));
 }
 
 }  // namespace
@@ -199,7 +205,7 @@ bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
   const OutputTiles tiles(batch, out_height, out_width,
                           rows.flat() ? out_width : OutputTiles::strip_width(body.shape.channels));
   for_each_affine_run(
-      rows, tiles, [&](const OutputTiles::Tile& tile) { prefetch_small_images(body.input, body.shape, tile); },
+      rows, tiles, channels, [&](const OutputTiles::Tile& tile) { prefetch_small_images(body.input, body.shape, tile); },
       [&](index_t n, index_t pixel, const simd::AffineRow& row) {
         rows.kernels()->forward(row, rows.image(body.input, n), body.output + n * channels * out_plane + pixel,
                                 out_plane);
@@ -216,7 +222,7 @@ bool simd_launch_pixels(index_t batch, index_t out_height, index_t out_width,
   if (rows.kernels() == nullptr) return false;
   const OutputTiles tiles(batch, out_height, out_width, rows.flat() ? out_width : OutputTiles::strip_width(1));
   for_each_affine_run(
-      rows, tiles, [](const OutputTiles::Tile&) {},
+      rows, tiles, 1, [](const OutputTiles::Tile&) {},
       [&](index_t n, index_t pixel, const simd::AffineRow& row) {
         rows.kernels()->grid_points(row, body.grid + (n * shape.out_plane() + pixel) * 2);
       });
@@ -252,7 +258,7 @@ void for_each_grid_run(const GridCoords<float>& coords, const float* input, cons
     }
     for (index_t ho = tile.row_begin; ho < tile.row_end; ++ho)
       run(tile.n, ho * out_width + tile.column_begin, tile.column_end - tile.column_begin);
-  }, tiles.min_items_to_split());
+  }, tiles.min_items_to_split(), tiles.chunk(shape.channels));
 }
 
 }  // namespace
@@ -325,7 +331,7 @@ bool simd_launch(index_t row_count, const CoefficientGradRow<float, Interp::Bili
       rows.kernels()->theta_partials(grad_x.data(), grad_y.data(), rows.x_base(), y_base.data(), out_width, count,
                                      body.row_partials + (n * out_height + first) * 6);
     }
-  }, tiles.min_items_to_split());
+  }, tiles.min_items_to_split(), tiles.chunk(body.shape.channels));
   return true;
 }
 
