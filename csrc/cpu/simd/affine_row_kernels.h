@@ -71,15 +71,22 @@ struct AffineRowKernels {
       x = V::mul(V::sub(V::mul(V::add(g, V::set(1.0f)), V::set(float(size))), V::set(1.0f)), V::set(0.5f));
       d_unnormalize = float(size) / 2;
     }
+    return pad(x, size, border, V::set(d_unnormalize), d_pixel);
+  }
+
+  // source_pixel's padding of the unnormalized coordinate x, d x / d grid d_unnormalize (both
+  // as source_pixel computes them).
+  static F pad(F x, int64_t size, bool border, F d_unnormalize, F* d_pixel) {
     if (!border) {
-      *d_pixel = V::set(d_unnormalize);  // d_unnormalize * 1
+      *d_pixel = d_unnormalize;  // d_unnormalize * 1
       return x;
     }
     // clip_to_image: x <= 0 -> 0, x >= last -> last (derivative 0 at both); NaN stays NaN.
     // (coords.h infinite_to_edge gives the same edges for +-Inf when size > 1.)
-    const M low = V::le(x, V::zero()), high = V::ge(x, V::set(last));
-    *d_pixel = V::zero_unless(V::neither(low, high), V::set(d_unnormalize));
-    return V::select(low, V::zero(), V::select(high, V::set(last), x));
+    const F last = V::set(float(size - 1));
+    const M low = V::le(x, V::zero()), high = V::ge(x, last);
+    *d_pixel = V::zero_unless(V::neither(low, high), d_unnormalize);
+    return V::select(low, V::zero(), V::select(high, last, x));
   }
 
   // coords.h affine_point of the pixels of one vector: theta[0] * x + theta[1] * y + theta[2],
@@ -103,14 +110,35 @@ struct AffineRowKernels {
 
   // taps.h bilinear_taps for the pixels of one vector.
   static Corners corners(const AffineRow& row, int64_t wo, M tail, int64_t row_begin, int64_t row_end) {
-    Corners k;
     F grid_x, grid_y;
     if (row.grid != nullptr)
       V::load_pairs(row.grid + 2 * wo, row.out_width - wo, &grid_x, &grid_y);
     else
       affine_points(row, wo, tail, &grid_x, &grid_y);
-    F x = source_pixel(grid_x, row.in_width, row.border, row.align_corners, &k.dx_dgrid);
-    F y = source_pixel(grid_y, row.in_height, row.border, row.align_corners, &k.dy_dgrid);
+    F dx_dgrid, dy_dgrid;
+    const F x = source_pixel(grid_x, row.in_width, row.border, row.align_corners, &dx_dgrid);
+    const F y = source_pixel(grid_y, row.in_height, row.border, row.align_corners, &dy_dgrid);
+    return corners_at(row, x, y, tail, dx_dgrid, dy_dgrid, row_begin, row_end);
+  }
+
+  // corners of the pixels at the unnormalized coordinates (x, y) (source_pixel's before its
+  // padding), whose d x / d grid and d y / d grid are dx_unnormalize and dy_unnormalize;
+  // `tail` the lanes within the row.
+  static Corners corners_unnormalized(const AffineRow& row, F x, F y, M tail, F dx_unnormalize, F dy_unnormalize,
+                                      int64_t row_begin, int64_t row_end) {
+    F dx_dgrid, dy_dgrid;
+    x = pad(x, row.in_width, row.border, dx_unnormalize, &dx_dgrid);
+    y = pad(y, row.in_height, row.border, dy_unnormalize, &dy_dgrid);
+    return corners_at(row, x, y, tail, dx_dgrid, dy_dgrid, row_begin, row_end);
+  }
+
+  // corners of the pixels at (x, y) in pixel units (source_pixel's, after any padding's clip),
+  // d pixel / d grid dx_dgrid and dy_dgrid; `tail` the lanes within the row.
+  static Corners corners_at(const AffineRow& row, F x, F y, M tail, F dx_dgrid, F dy_dgrid, int64_t row_begin,
+                            int64_t row_end) {
+    Corners k;
+    k.dx_dgrid = dx_dgrid;
+    k.dy_dgrid = dy_dgrid;
     // coords.h within_tap_range; a point outside it (or NaN) has no taps. Zeroing its
     // coordinates keeps the integer maths below in range for every lane.
     const float margin = 3.0f;  // coords.h kTapMargin

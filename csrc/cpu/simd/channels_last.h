@@ -38,12 +38,14 @@ struct ChannelsLast {
     return value;
   }
 
-  // Kernels::forward_masked from the copy: the vector of pixels from wo, pixel by pixel, a
-  // corner outside the image reading 0 as the gathers of the masked path do.
-  static void forward_masked(const AffineRow& row, const float* image, int64_t cl, int64_t channels, float* output,
-                             int64_t out_plane, int64_t wo) {
+  // Kernels' masked forward from the copy: the vector of pixels from wo, whose interior test
+  // failed (coordinates in `failed`), pixel by pixel, a corner outside the image reading 0 as
+  // the gathers of the masked path do.
+  static void forward_masked(const AffineRow& row, const typename Kernels::RowConstants& r,
+                             const typename Kernels::Interior& failed, const float* image, int64_t cl,
+                             int64_t channels, float* output, int64_t out_plane, int64_t wo) {
     const typename V::M tail = V::first(row.out_width - wo);
-    const Corners<V> m = Kernels::Masked::corners(row, wo, tail, 0, row.in_height);
+    const Corners<V> m = Kernels::masked_corners(row, r, failed, tail, 0, row.in_height);
     alignas(64) int32_t base[kBlock];
     alignas(64) float weight[4][kBlock];
     int inside[4];  // bit p: the corner of pixel p lies inside the image
@@ -79,8 +81,8 @@ struct ChannelsLast {
     typename Kernels::Interior k[Kernels::kChunkVectors];
     int64_t at[Kernels::kChunkVectors];
     for (int64_t first = 0; first < row.out_width; first += Kernels::kChunkVectors * V::kLanes) {
-      const int count = Kernels::interior_chunk(row, r, first, k, at, [&](int64_t wo) {
-        forward_masked(row, image, cl, input.channels, output, out_plane, wo);
+      const int count = Kernels::interior_chunk(row, r, first, k, at, [&](int64_t wo, const auto& failed) {
+        forward_masked(row, r, failed, image, cl, input.channels, output, out_plane, wo);
       });
       // Channel blocks outermost: each output plane is then written 16 vectors in a row.
       for (int64_t block = 0; block < cl; block += kBlock) {

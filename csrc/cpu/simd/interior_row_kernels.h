@@ -178,6 +178,7 @@ struct InteriorRowKernels {
     // has it (ahead_known).
     bool ahead_known;
     alignas(64) int32_t north_west_ahead[16];
+    F x, y;  // the pixels' unnormalized coordinates in the input, unpadded (pixels())
   };
 
   // The lines of the corners of the first and last lanes of each 8, kPrefetchRows rows later:
@@ -219,12 +220,14 @@ struct InteriorRowKernels {
 
   // Whether the 8 (16) pixels from wo (those past the row's end at base grid x = 0) are
   // interior; if so, their taps in *k, computed as AffineRowKernels::corners computes them.
+  // Either way, their coordinates in k->x and k->y (for masked_corners).
   // kWhole: the caller knows the vector lies wholly within the row (no lanes past its end).
   template <bool kWhole = false>
   static bool interior(const RowConstants& r, const AffineRow& row, int64_t wo, Interior* k) {
     const M lanes = kWhole ? V::first(V::kLanes) : V::first(row.out_width - wo);
     F x, y;
     pixels<kWhole>(r, row, wo, lanes, &x, &y);
+    k->x = x, k->y = y;
     const M inside = interior_lanes(r, x, y);
     k->all_inside = V::full(inside);
     if (!k->all_inside) {
@@ -299,8 +302,8 @@ struct InteriorRowKernels {
   // forward_plain then takes them without the checks a vector may need. Their taps go to
   // k[v].weight and k[v].north_west (all forward_plain reads), computed as interior computes
   // them, but with no branch per vector and no other field stored; for a vector that is not
-  // plain, k[v] holds nothing of use. Measured on the AMD Zen 4 (AVX2, 2 threads), against
-  // interior_chunk's taps: 0.95x the forward time on one 3 x 1024 x 1024 image, 0.97x rotated
+  // plain, they are of use only in its lanes within reach (chunk_interior). Measured on the
+  // AMD Zen 4 (AVX2, 2 threads), against interior_chunk's taps: 0.95x the forward time on one 3 x 1024 x 1024 image, 0.97x rotated
   // by 45 degrees (64% of its chunks plain), the same (1.00x) zoomed out 1.6x (30% plain).
   // kGradient: the gradient's fields too, k[v].tx, k[v].ty and k[v].lanes, and in *out_of_reach
   // the vectors none of whose lanes is within reach (zero padding only; otherwise none).
@@ -331,6 +334,37 @@ struct InteriorRowKernels {
     return plain;
   }
 
+  // AffineRowKernels::corners of the vector k that interior() or plain_taps found not interior,
+  // from its coordinates k.x and k.y, not computed again; `lanes` those within the row, in input
+  // rows [row_begin, row_end). Measured on the AMD Zen 4 (AVX2, 2 threads, A/B in alternating
+  // calls), against the masked corners computed from the start (after the vector's coordinates
+  // had been computed for its interior test, or twice, by plain_taps and interior()): cluttered
+  // MNIST's forward 0.95-0.98x the time, its backward 0.93-0.95x, its forward and backward
+  // 0.95-0.96x; zoomed out 3x, the backward 0.94-1.00x and the forward the same; 32 x 32 x
+  // 64 x 64 backward 0.96x, 8 x 64 x 128 x 128 0.97x, the seed's batch the same.
+  static typename Masked::Corners masked_corners(const AffineRow& row, const RowConstants& r, const Interior& k,
+                                                 M lanes, int64_t row_begin, int64_t row_end) {
+    return Masked::corners_unnormalized(row, k.x, k.y, lanes, r.d_x, r.d_y, row_begin, row_end);
+  }
+
+  // Whether the vector from wo of a chunk, not plain (plain_taps: its taps in *k), is still
+  // interior, each lane interior or out of reach (see the top); if so, completes *k as
+  // interior() gives it, its lanes out of reach reading the first cell. Either way, its
+  // coordinates in k->x and k->y. (plain_taps storing every vector's coordinates instead of
+  // computing them again here took 1.01-1.04x the forward time on the seed's batch.)
+  static bool chunk_interior(const AffineRow& row, const RowConstants& r, int64_t wo, Interior* k) {
+    pixels<true>(r, row, wo, V::first(V::kLanes), &k->x, &k->y);
+    if (!r.allow_out_of_reach) return false;
+    const M inside = interior_lanes(r, k->x, k->y), reach = reach_lanes(r, k->x, k->y);
+    if (!V::full(V::either(inside, V::neither(reach, reach)))) return false;  // a lane on the rim
+    const M all_lanes = V::first(V::kLanes);
+    k->all_inside = false;
+    k->inside = inside;
+    k->lanes = all_lanes;
+    V::store_int(k->north_west, V::int_unless(inside, V::load_int(k->north_west)), all_lanes);
+    return true;
+  }
+
   // Interior::north_west_ahead of the vector from wo: the cells of the pixels kPrefetchRows
   // output rows further on, from their grid points (floor of any float, NaN and huge ones
   // too, converts to some int32: only a prefetch address, harmless wherever it points).
@@ -357,7 +391,7 @@ struct InteriorRowKernels {
 
   // The vectors of the chunk of kChunkVectors from pixel `first`: the interior ones' taps go
   // to k[0..count) and their first pixels to at[0..count); count is returned. The others are
-  // handed to masked(wo) at once.
+  // handed to masked(wo, k) at once, k holding their coordinates (interior()).
   // A chunk that ends within the row takes interior<true>: no lane mask to compute and no masked
   // loads of the base grid (0.97x the forward time on one 3 x 1024 x 1024 image, AMD Zen 4).
   template <typename OnMasked>
@@ -385,7 +419,7 @@ struct InteriorRowKernels {
         at[count++] = wo;
         continue;
       }
-      masked(wo);
+      masked(wo, k[count]);
     }
     return count;
   }
@@ -405,12 +439,14 @@ struct InteriorRowKernels {
         if (plain != 0) {  // the plain vectors first, then each of the others on its own
           forward_plain<false>(r, k, plain, input, output + first, out_plane);
           for (int v = 0; v < kChunkVectors; ++v)
-            if (!(plain >> v & 1)) forward_vector(row, r, input, output, out_plane, first + v * V::kLanes);
+            if (!(plain >> v & 1)) forward_chunk_vector(row, r, &k[v], input, output, out_plane, first + v * V::kLanes);
           continue;
         }
       }
-      const int count = interior_chunk(row, r, first, k, at, [&](int64_t wo) {
-        forward_masked(row, input, output, out_plane, wo);
+      const int count = interior_chunk(row, r, first, k, at, [&](int64_t wo, const Interior& failed) {
+        const M tail = V::first(row.out_width - wo);
+        forward_corners(row, masked_corners(row, r, failed, tail, 0, row.in_height), tail, input, output + wo,
+                        out_plane);
       });
       for (int64_t channel = 0; channel < input.channels; ++channel) {
         const float* plane = input.data + channel * input.plane;
@@ -486,38 +522,45 @@ struct InteriorRowKernels {
     }
   }
 
-  // forward of the whole vector of an affine row from wo, every channel, as forward's loop
-  // takes it: interior, or through the masked corners.
-  static void forward_vector(const AffineRow& row, const RowConstants& r, ConstPlanes input, float* output,
-                             int64_t out_plane, int64_t wo) {
-    Interior k;
-    if (!interior<true>(r, row, wo, &k)) {
-      forward_masked(row, input, output, out_plane, wo);
+  // forward of the vector of a chunk from wo that is not plain (plain_taps: its taps in *k),
+  // every channel, as forward's loop takes it: interior, or through the masked corners.
+  static void forward_chunk_vector(const AffineRow& row, const RowConstants& r, Interior* k, ConstPlanes input,
+                                   float* output, int64_t out_plane, int64_t wo) {
+    if (chunk_interior(row, r, wo, k)) {
+      forward_interior(r, *k, input, output + wo, out_plane);
       return;
     }
+    const M all_lanes = V::first(V::kLanes);
+    forward_corners(row, masked_corners(row, r, *k, all_lanes, 0, row.in_height), all_lanes, input, output + wo,
+                    out_plane);
+  }
+
+  // forward of the interior vector k (interior()), every channel, into output[0 ..) of
+  // channel 0.
+  static void forward_interior(const RowConstants& r, const Interior& k, ConstPlanes input, float* output,
+                               int64_t out_plane) {
     for (int64_t channel = 0; channel < input.channels; ++channel) {
       const float* plane = input.data + channel * input.plane;
       prefetch_ahead(plane, k, r);
       F corner[4];
       PairLoads<V>::corners(plane, k.north_west, r.width, corner);
-      store_and_prefetch_below(output + channel * out_plane + wo, keep_inside(k, weighted_sum(k.weight, corner)),
-                               k.lanes, r);
+      store_and_prefetch_below(output + channel * out_plane, keep_inside(k, weighted_sum(k.weight, corner)), k.lanes,
+                               r);
     }
   }
 
   static constexpr int kLineFloats = 64 / sizeof(float);
 
-  // forward of the vector of pixels from wo, through the masked corners.
-  static void forward_masked(const AffineRow& row, ConstPlanes input, float* output, int64_t out_plane,
-                             int64_t wo) {
-    const M tail = V::first(row.out_width - wo);
-    const typename Masked::Corners m = Masked::corners(row, wo, tail, 0, row.in_height);
+  // forward of the pixels with the masked corners m, the lanes `tail`, every channel, into
+  // output[0 ..) of channel 0.
+  static void forward_corners(const AffineRow& row, const typename Masked::Corners& m, M tail, ConstPlanes input,
+                              float* output, int64_t out_plane) {
     CornerFetch<V> fetch;
     fetch.prepare(m, row);
     for (int64_t channel = 0; channel < input.channels; ++channel) {
       F corner[4];
       fetch.values(input.data + channel * input.plane, corner);
-      V::store(output + channel * out_plane + wo, weighted_sum(m.weight, corner), tail);
+      V::store(output + channel * out_plane, weighted_sum(m.weight, corner), tail);
     }
   }
 
@@ -571,8 +614,10 @@ struct InteriorRowKernels {
     F sum_x[kChunkVectors], sum_y[kChunkVectors];
     // As forward, kChannelBlock channels at a time; each vector still sums its channels in order.
     for (int64_t first = 0; first < row.out_width; first += kChunkVectors * V::kLanes) {
-      const int count = interior_chunk(row, r, first, k, at, [&](int64_t wo) {
-        grid_grad_masked(row, input, grad_output, out_plane, grad_x, grad_y, wo, corners);
+      const int count = interior_chunk(row, r, first, k, at, [&](int64_t wo, const Interior& failed) {
+        const M tail = V::first(row.out_width - wo);
+        grid_grad_at_corners(row, masked_corners(row, r, failed, tail, 0, row.in_height), tail, input, grad_output,
+                             out_plane, grad_x, grad_y, wo, corners);
       });
       if (corners != nullptr)
         for (int v = 0; v < count; ++v) interior_corners(k[v], at[v], *corners);
@@ -645,7 +690,7 @@ struct InteriorRowKernels {
           } else if (out_of_reach >> v & 1) {
             grid_grad_out_of_reach(grad_x, grad_y, corners, wo);
           } else {
-            vector(wo);
+            grid_grad_chunk_vector(row, r, &k[v], input, grad_output, out_plane, grad_x, grad_y, corners, wo);
           }
         }
       }
@@ -661,11 +706,35 @@ struct InteriorRowKernels {
     const bool interior_vector = wo + V::kLanes <= row.out_width ? interior<true>(r, row, wo, &k)
                                                                   : interior<false>(r, row, wo, &k);
     if (!interior_vector) {
-      grid_grad_masked(row, input, grad_output, out_plane, grad_x, grad_y, wo, corners);
+      const M tail = V::first(row.out_width - wo);
+      grid_grad_at_corners(row, masked_corners(row, r, k, tail, 0, row.in_height), tail, input, grad_output,
+                           out_plane, grad_x, grad_y, wo, corners);
       return;
     }
+    grid_grad_interior(r, k, input, grad_output, grad_x, grad_y, corners, wo, row.out_width - wo);
+  }
+
+  // grid_grad_one_channel of a vector of a chunk from wo that is not plain (plain_taps<true>:
+  // its taps in *k), as grid_grad_vector takes it: interior, or through the masked corners.
+  static void grid_grad_chunk_vector(const AffineRow& row, const RowConstants& r, Interior* k, ConstPlanes input,
+                                     const float* grad_output, int64_t out_plane, float* grad_x, float* grad_y,
+                                     const RowCorners* corners, int64_t wo) {
+    if (chunk_interior(row, r, wo, k)) {
+      grid_grad_interior(r, *k, input, grad_output, grad_x, grad_y, corners, wo, V::kLanes);
+      return;
+    }
+    const M all_lanes = V::first(V::kLanes);
+    grid_grad_at_corners(row, masked_corners(row, r, *k, all_lanes, 0, row.in_height), all_lanes, input, grad_output,
+                         out_plane, grad_x, grad_y, wo, corners);
+  }
+
+  // grid_grad_one_channel of the interior vector k (interior()) from wo, `count` lanes of it
+  // within the row.
+  [[gnu::always_inline]] static void grid_grad_interior(const RowConstants& r, const Interior& k, ConstPlanes input,
+                                                        const float* grad_output, float* grad_x, float* grad_y,
+                                                        const RowCorners* corners, int64_t wo, int64_t count) {
     if (corners != nullptr && corners->products != nullptr) {
-      interior_corner_products(k, wo, row.out_width - wo, V::load(grad_output + wo, k.lanes), *corners);
+      interior_corner_products(k, wo, count, V::load(grad_output + wo, k.lanes), *corners);
     } else if (corners != nullptr) {
       interior_corners(k, wo, *corners);
     }
@@ -725,7 +794,8 @@ struct InteriorRowKernels {
     for (int64_t wo = 0; wo < row.out_width; wo += V::kLanes) {
       Interior k;
       if (!interior(r, row, wo, &k)) {
-        Masked::corners_vector(row, wo, row_begin, row_end, out);
+        const M tail = V::first(row.out_width - wo);
+        Masked::store_corners(masked_corners(row, r, k, tail, row_begin, row_end), wo, tail, out);
         continue;
       }
       interior_corners(k, wo, out);
@@ -752,12 +822,11 @@ struct InteriorRowKernels {
     V::store_int(out.inside + wo, V::bit_if(k.inside, 15), k.lanes);
   }
 
-  // grid_grad of the vector of pixels from wo, through the masked corners.
-  static void grid_grad_masked(const AffineRow& row, ConstPlanes input, const float* grad_output,
-                               int64_t out_plane, float* grad_x, float* grad_y, int64_t wo,
-                               const RowCorners* corners) {
-    const M tail = V::first(row.out_width - wo);
-    const typename Masked::Corners m = Masked::corners(row, wo, tail, 0, row.in_height);
+  // grid_grad of the vector of pixels from wo with the masked corners m, `tail` its lanes
+  // within the row.
+  static void grid_grad_at_corners(const AffineRow& row, const typename Masked::Corners& m, M tail,
+                                   ConstPlanes input, const float* grad_output, int64_t out_plane, float* grad_x,
+                                   float* grad_y, int64_t wo, const RowCorners* corners) {
     if (corners != nullptr && corners->products != nullptr) {  // one channel (RowCorners::products)
       Masked::store_corner_products(m, wo, tail, row.out_width - wo, V::load(grad_output + wo, tail), *corners);
     } else if (corners != nullptr) {
