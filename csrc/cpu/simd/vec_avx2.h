@@ -106,6 +106,10 @@ struct Avx2 {
                        _mm256_shuffle_ps(high01, high23, _MM_SHUFFLE(3, 2, 3, 2))};
     const F out[4] = {_mm256_permute2f128_ps(quad[0], quad[1], 0x20), _mm256_permute2f128_ps(quad[2], quad[3], 0x20),
                       _mm256_permute2f128_ps(quad[0], quad[1], 0x31), _mm256_permute2f128_ps(quad[2], quad[3], 0x31)};
+    if (n >= kLanes) {  // a whole vector: plain stores, with no mask to compute and test
+      for (int k = 0; k < 4; ++k) storeu(p + k * kLanes, out[k]);
+      return;
+    }
     for (int k = 0; k < 4; ++k) store(p + k * kLanes, out[k], first(4 * n - k * kLanes));  // lanes 2k, 2k + 1
   }
 

@@ -94,6 +94,10 @@ struct Avx512 {
                       _mm512_shuffle_f32x4(blocks01_of01, blocks01_of23, _MM_SHUFFLE(3, 1, 3, 1)),   // 4-7
                       _mm512_shuffle_f32x4(blocks23_of01, blocks23_of23, _MM_SHUFFLE(2, 0, 2, 0)),   // 8-11
                       _mm512_shuffle_f32x4(blocks23_of01, blocks23_of23, _MM_SHUFFLE(3, 1, 3, 1))};  // 12-15
+    if (n >= kLanes) {  // a whole vector: plain stores, with no mask to compute and test
+      for (int k = 0; k < 4; ++k) storeu(p + k * kLanes, out[k]);
+      return;
+    }
     for (int k = 0; k < 4; ++k) store(p + k * kLanes, out[k], first(4 * n - k * kLanes));
   }
 
