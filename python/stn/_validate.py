@@ -20,9 +20,15 @@ def shape_text(array) -> str:
     return str(tuple(int(s) for s in array.shape))
 
 
+# float32 and float64 in native byte order: the dtypes numpy gives arrays it creates.
+_NATIVE_FLOAT32, _NATIVE_FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
 def float_array(function: str, name: str, value):
     """Returns `value` as a numpy array of float32 or float64 in native byte order, else
     raises TypeError."""
+    if type(value) is np.ndarray and (value.dtype is _NATIVE_FLOAT32 or value.dtype is _NATIVE_FLOAT64):
+        return value  # the common case, answered without the checks below
     if type(value) is not np.ndarray and isinstance(value, np.ma.MaskedArray):
         raise TypeError(
             f"stn.{function}: {name} is a masked array; the kernels would ignore its mask. "
@@ -41,7 +47,7 @@ def float_array(function: str, name: str, value):
 def same_dtype(function: str, **arrays) -> np.dtype:
     """All arrays must share one dtype: the kernels never mix precisions."""
     dtypes = [a.dtype for a in arrays.values()]
-    if any(dtype != dtypes[0] for dtype in dtypes):
+    if dtypes.count(dtypes[0]) != len(dtypes):  # (any() over a generator cost a microsecond a call)
         listing = ", ".join(f"{name} {dtype}" for name, dtype in zip(arrays, dtypes))
         raise TypeError(f"stn.{function}: all arrays must have the same dtype, got {listing}")
     return dtypes[0]
@@ -84,6 +90,11 @@ def flag(function: str, name: str, value) -> bool:
     return bool(value)
 
 
+def _is_index(value) -> bool:
+    """An int or an integral number type (numpy's), but not a bool."""
+    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
+
+
 def positive_ints(function: str, name: str, value, count: int, meaning: str) -> tuple:
     """A tuple of `count` positive integers, e.g. size=(N, C, H, W) or out_size=(Ho, Wo)."""
     try:
@@ -92,18 +103,17 @@ def positive_ints(function: str, name: str, value, count: int, meaning: str) -> 
         raise TypeError(
             f"stn.{function}: {name} must be a sequence of {count} ints {meaning}, got {value!r}"
         ) from None
-    if len(items) != count or not all(
-        type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool)) for v in items
-    ):
+    # (Lists, not generators, in the checks: this runs on every call of most entry points.)
+    if len(items) != count or not all([_is_index(v) for v in items]):
         raise ValueError(
             f"stn.{function}: {name} must be {count} ints {meaning}, got {value!r}"
         )
-    items = tuple(int(v) for v in items)
-    if any(v <= 0 for v in items):
+    items = tuple([int(v) for v in items])
+    if items and min(items) <= 0:
         raise ValueError(
             f"stn.{function}: every entry of {name} {meaning} must be positive, got {items}"
         )
-    if any(v > MAX_EXTENT for v in items):
+    if items and max(items) > MAX_EXTENT:
         raise ValueError(
             f"stn.{function}: every entry of {name} {meaning} must be at most 2**40, got {items}"
         )

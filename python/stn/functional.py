@@ -32,7 +32,7 @@ def _host_arrays(function: str, **arrays):
     only if needed)."""
     converted = {name: check.float_array(function, name, a) for name, a in arrays.items()}
     check.same_dtype(function, **converted)
-    return [a if type(a) is np.ndarray and a.flags.c_contiguous else np.asarray(a, order="C")
+    return [a if a.flags.c_contiguous and type(a) is np.ndarray else np.asarray(a, order="C")
             for a in converted.values()]
 
 
