@@ -176,9 +176,9 @@ struct CpuExecutor {
 
 // device_ops' backward_in_one_pass on the CPU: the row kernels' fused backward where it
 // applies (simd_paths.h).
-template <typename Body, typename T>
-bool backward_in_one_pass(CpuExecutor&, index_t rows, const Body& body, T* grad_input) {
-  return simd_fused_backward(rows, body, grad_input);
+template <typename Body, typename T, typename Reduce>
+bool backward_in_one_pass(CpuExecutor&, index_t rows, const Body& body, T* grad_input, const Reduce* reduce) {
+  return simd_fused_backward(rows, body, grad_input, reduce);
 }
 
 }  // namespace cpu

@@ -34,13 +34,15 @@ bool simd_launch(index_t rows, const CoefficientGradRow<float, Interp::Bilinear,
 bool simd_launch(index_t rows, const MapGridGradRow<float, AffineCoords<float>>& body);
 
 // The coefficient-gradient rows and the grad_input scatter in one pass (the taps computed
-// once for both), where each image is one band of the scatter (N >= threads).
-template <typename Body, typename T>
-bool simd_fused_backward(index_t, const Body&, T*) {
+// once for both), where each image is one band of the scatter (N >= threads); and, when
+// `reduce` is given, each image's sum of its rows' partials as soon as its rows are done, on
+// the thread that wrote them (device_ops.h backward_in_one_pass).
+template <typename Body, typename T, typename Reduce>
+bool simd_fused_backward(index_t, const Body&, T*, const Reduce*) {
   return false;
 }
 bool simd_fused_backward(index_t rows, const CoefficientGradRow<float, Interp::Bilinear, AffineCoords<float>>& body,
-                         float* grad_input);
+                         float* grad_input, const ReduceToParams<float, AffineCoords<float>::kCapacity>* reduce);
 
 template <typename T, typename Coords>
 bool simd_scatter_grad_input(const Coords&, const T*, const SamplerShape&, const SamplerOptions&, T*) {

@@ -34,9 +34,11 @@ using CoordsType = std::decay_t<Coords>;
 
 // An executor may run the coefficient-gradient rows and the grad_input scatter of the fused
 // backward in one pass (the CPU's row kernels, cpu_executor.h, found by argument-dependent
-// lookup); true when it did. Otherwise they run one after the other.
-template <typename Exec, typename Body, typename T>
-bool backward_in_one_pass(Exec&, index_t, const Body&, T*) {
+// lookup); true when it did. Otherwise they run one after the other. `reduce` (or null) is
+// the per-image sum of the rows' partials: when given and the pass ran, the pass has also run
+// (*reduce)(n) for every image n, each once that image's rows were done.
+template <typename Exec, typename Body, typename T, typename Reduce>
+bool backward_in_one_pass(Exec&, index_t, const Body&, T*, const Reduce*) {
   return false;
 }
 
@@ -153,15 +155,17 @@ void spatial_transform_backward(Exec& exec, const T* grad_output, const T* input
   const BaseGrid<T> base{shape.out_height, shape.out_width, options.align_corners};
   with_point_map(family, coefficients.data(), shared, base, [&](const auto& coords) {
     using Coords = CoordsType<decltype(coords)>;
+    const ReduceToParams<T, Coords::kCapacity> reduce{partials.data(), rows / images, family, params, grad_params};
     bool scattered = false;
     dispatch_interp(options.mode, [&](auto mode) {
       const CoefficientGradRow<T, decltype(mode)::value, Coords> coefficient_rows{
           coords, grad_output, input, partials.data(), shape, options};
-      scattered = grad_input != nullptr && backward_in_one_pass(exec, rows, coefficient_rows, grad_input);
+      // A shared map's one sum runs over every image's rows: not per image.
+      scattered = grad_input != nullptr &&
+                  backward_in_one_pass(exec, rows, coefficient_rows, grad_input, shared ? nullptr : &reduce);
       if (!scattered) exec.launch(rows, coefficient_rows);
     });
-    exec.launch(images, ReduceToParams<T, Coords::kCapacity>{partials.data(), rows / images, family,
-                                                             params, grad_params});
+    if (!scattered || shared) exec.launch(images, reduce);
     if (grad_input != nullptr && !scattered)
       exec.scatter_grad_input(coords, grad_output, shape, options, deterministic, grad_input);
   });

@@ -186,13 +186,18 @@ struct ReduceToParams {
   const T* params;             // (images, family.params)
   T* grad_params;              // (images, family.params)
 
+  // At least 8 slots, the most any fixed-size family reads or writes: coefficient_grad_to_params
+  // picks its case at run time, and where GCC inlines this it warns of the projective case
+  // reading and writing past smaller arrays.
+  static constexpr int kSlots = Capacity < 8 ? 8 : Capacity;
+
   STN_HD void operator()(index_t image) const {
     const int count = family.coefficients();
-    double total[Capacity] = {};
+    double total[kSlots] = {};
     const double* p = row_partials + image * rows_per_image * count;
     for (index_t r = 0; r < rows_per_image; ++r)
       for (int i = 0; i < count; ++i) total[i] += p[r * count + i];
-    double grad[Capacity];  // a family never has more params than coefficients
+    double grad[kSlots];  // a family never has more params than coefficients
     coefficient_grad_to_params(family, params + image * family.params, total, grad);
     // A NaN is written as the one quiet NaN: which of two NaN operands an addition passes on
     // (and so the sign of the result) depends on the operand order the compiler picks, and
