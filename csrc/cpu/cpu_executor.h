@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -14,6 +15,10 @@
 #include "../stn/device_ops.h"
 #include "simd_paths.h"
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 namespace stn {
 namespace cpu {
 
@@ -21,18 +26,67 @@ namespace cpu {
 // costs more than a few pixels' work. (Results do not depend on it.)
 constexpr index_t kMinItemsToSplit = 64;
 
-// Runs fn(i) for i in [0, count) on get_num_threads() threads. Items are handed out
-// dynamically, `chunk` consecutive items at a time: a thread that is descheduled (BLAS threads
-// still spinning after a GEMM, a busy machine) then does not stall the whole loop, which
-// static chunks did, 5-10x in a net. Every item writes its own outputs, so results do not
-// depend on which thread runs it.
+// The items of a parallel_for in chunks of `chunk` consecutive items, dealt out in turn to
+// `hands` hands: hand h holds chunks h, h + hands, h + 2 * hands, ... Each hand has its own
+// counter of the chunks taken from it, on its own cache line.
+class ItemDeal {
+ public:
+  ItemDeal(index_t count, index_t chunk, int hands) : count_(count), chunk_(chunk), hands_(size_t(hands)) {}
+  int hands() const { return int(hands_.size()); }
+
+  // Takes hand h's next chunk: items [*first, *last); false when the hand is empty.
+  bool take(int h, index_t* first, index_t* last) {
+    const index_t taken = hands_[size_t(h)].taken.fetch_add(1, std::memory_order_relaxed);
+    *first = (h + taken * index_t(hands_.size())) * chunk_;
+    if (*first >= count_) return false;
+    *last = std::min(*first + chunk_, count_);
+    return true;
+  }
+
+ private:
+  struct alignas(64) Hand {
+    std::atomic<index_t> taken{0};
+  };
+  index_t count_, chunk_;
+  std::vector<Hand> hands_;
+};
+
+// Runs fn(i) for i in [0, count) on get_num_threads() threads. The items are dealt out in
+// chunks of `chunk` (ItemDeal), one hand per thread: each thread takes its own hand's chunks,
+// then helps empty the others'. A thread that is descheduled (BLAS threads still spinning
+// after a GEMM, a busy machine) then does not stall the whole loop, which static chunks did,
+// 5-10x in a net. Every item writes its own outputs, so results do not depend on which thread
+// runs it. A thread runs the same items from call to call and from loop to loop: an image's
+// lines stay in the cache of the core that last read or wrote them. (OpenMP's dynamic
+// schedule handed the chunks out in turn from one shared counter, so that an image's work
+// landed on either core, and each hand-out passed that counter's line between the cores.)
+// Measured on the AMD Zen 4 host (2 threads, A/B in alternating calls), against the dynamic
+// schedule: where the copy probe read 33-39 GB/s (the cores far apart, items_per_handout),
+// cluttered MNIST's forward and backward 0.91-0.95x the time, its grid path 0.65-0.73x, its
+// forward 0.98-1.06x; where it read 26-29 GB/s, 0.98-1.00x, the grid path 0.97-1.02x; one
+// 3 x 1024 x 1024 image's forward 1.00x, 32 x 32 x 64 x 64 and 8 x 64 x 128 x 128 forward
+// and backward 0.98x, the seed's batch 0.94-1.0x. (One contiguous range per thread instead of
+// dealt chunks: a 3 x 1024 x 1024 image's forward 1.01-1.03x, its strips' neighbouring input
+// lines no longer read by both cores at once; cluttered MNIST's backward slower in some runs,
+// 0.66 against 0.59 ms.)
 template <typename Fn>
 void parallel_for(index_t count, const Fn& fn, index_t min_items_to_split = kMinItemsToSplit, index_t chunk = 1) {
   const int threads = get_num_threads();
 #if defined(_OPENMP)
   if (threads > 1 && count > 1 && count >= min_items_to_split) {
-#pragma omp parallel for schedule(dynamic, chunk) num_threads(threads)
-    for (index_t i = 0; i < count; ++i) fn(i);
+    ItemDeal deal(count, std::max<index_t>(1, chunk), threads);
+#pragma omp parallel num_threads(threads)
+    {
+      // A team smaller than asked for still empties every hand: each thread goes on to the
+      // hands after its own.
+      const int own = omp_get_thread_num();
+      for (int k = 0; k < deal.hands(); ++k) {
+        const int hand = (own + k) % deal.hands();
+        index_t first, last;
+        while (deal.take(hand, &first, &last))
+          for (index_t i = first; i < last; ++i) fn(i);
+      }
+    }
     return;
   }
 #endif
@@ -42,16 +96,18 @@ void parallel_for(index_t count, const Fn& fn, index_t min_items_to_split = kMin
 }
 
 // Items per hand-out (parallel_for's chunk) for a loop of `count` items of about `item_work`
-// pixel-channels each. Each hand-out is an atomic on a line both threads share, and where the
-// two cores sit far apart (on a host whose virtual cores land on different L3 slices, say),
-// passing that line back and forth costs a few hundred nanoseconds: a loop of short items
-// then spends much of its time queueing on it. A thread takes about kHandoutWork
-// pixel-channels at a time, but at least kHandoutsPerThread times per loop, so that the
-// threads still finish together. Measured on the AMD Zen 4 host (2 threads, A/B in
-// alternating calls) in its two states: where the copy probe read 35-42 GB/s (the cores far
-// apart), cluttered MNIST's forward took 0.77x the time with chunks of 16 images instead of
-// one, its forward and backward 0.89-0.92x, the grid path 0.70-0.78x; where it read 26-30 GB/s,
-// 0.95-0.96x, 0.98-1.00x and 0.93-0.96x.
+// pixel-channels each. A thread takes about kHandoutWork pixel-channels at a time, but at
+// least kHandoutsPerThread times per loop, so that the threads still finish together. Chosen
+// under OpenMP's dynamic schedule, where each hand-out was an atomic on a line both threads
+// shared: where the two cores sit far apart (on a host whose virtual cores land on different
+// L3 slices, say), passing that line back and forth costs a few hundred nanoseconds, and a
+// loop of short items spent much of its time queueing on it. Measured on the AMD Zen 4 host
+// (2 threads, A/B in alternating calls) in its two states: where the copy probe read 35-42
+// GB/s (the cores far apart), cluttered MNIST's forward took 0.77x the time with chunks of
+// 16 images instead of one, its forward and backward 0.89-0.92x, the grid path 0.70-0.78x;
+// where it read 26-30 GB/s, 0.95-0.96x, 0.98-1.00x and 0.93-0.96x. (Dealt out (ItemDeal), a
+// thread's own chunks no longer pass a line between the cores; the chunk still sets which
+// items run together on one core.)
 constexpr index_t kHandoutWork = index_t(1) << 14;
 constexpr index_t kHandoutsPerThread = 8;
 
