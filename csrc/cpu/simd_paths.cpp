@@ -19,8 +19,9 @@ namespace {
 // `strip_width` columns, a run of rows walked top to bottom. A thread then reads the input
 // rows one output row leaves for the next (a rotated row crosses many input rows: in a strip
 // they stay in cache), and a wide image's strips still give every thread work. There are
-// about kItemsPerThread items per thread, so that the threads helping with each other's items (parallel_for) even out the load. Every
-// output element is written by one item, whatever the split: results do not depend on it.
+// about kItemsPerThread items per thread, so that the threads, helping with each other's
+// items (parallel_for), even out the load. Every output element is written by one item,
+// whatever the split: results do not depend on it.
 class OutputTiles {
  public:
   static constexpr index_t kItemsPerThread = 4;
