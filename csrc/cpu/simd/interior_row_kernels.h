@@ -303,8 +303,9 @@ struct InteriorRowKernels {
   // k[v].weight and k[v].north_west (all forward_plain reads), computed as interior computes
   // them, but with no branch per vector and no other field stored; for a vector that is not
   // plain, they are of use only in its lanes within reach (chunk_interior). Measured on the
-  // AMD Zen 4 (AVX2, 2 threads), against interior_chunk's taps: 0.95x the forward time on one 3 x 1024 x 1024 image, 0.97x rotated
-  // by 45 degrees (64% of its chunks plain), the same (1.00x) zoomed out 1.6x (30% plain).
+  // AMD Zen 4 (AVX2, 2 threads), against interior_chunk's taps: 0.95x the forward time on one
+  // 3 x 1024 x 1024 image, 0.97x rotated by 45 degrees (64% of its chunks plain), the same
+  // (1.00x) zoomed out 1.6x (30% plain).
   // kGradient: the gradient's fields too, k[v].tx, k[v].ty and k[v].lanes, and in *out_of_reach
   // the vectors none of whose lanes is within reach (zero padding only; otherwise none).
   template <bool kGradient = false>
