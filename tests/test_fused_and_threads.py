@@ -86,3 +86,37 @@ def test_bit_identical_across_thread_counts(rng, restore_threads, mode, padding,
     for threads, arrays in results.items():
         for single, multi in zip(results[1], arrays):
             assert single.tobytes() == multi.tobytes(), f"{threads} threads differ from 1"
+
+
+def test_thread_count_changed_during_fused_backward(rng, restore_threads):
+    # Another thread calling set_num_threads while the fused backward runs: each call reads
+    # the count once, so its images stay whole bands and every image's theta partials are
+    # summed (simd_scatter.cpp image_done). Results do not depend on the count, so every call
+    # must give the single-threaded bits whatever the count it saw.
+    import threading
+
+    batch, h, w, ho, wo = 4, 20, 20, 12, 12
+    x = rng.standard_normal((batch, 1, h, w)).astype(np.float32)
+    theta = random_theta(rng, batch, np.float32)
+    grad_output = rng.standard_normal((batch, 1, ho, wo)).astype(np.float32)
+    stn.set_num_threads(1)
+    expected = stn.spatial_transform_backward(grad_output, x, theta, (ho, wo))
+    stop = threading.Event()
+
+    def toggle():
+        counts = itertools.cycle((2, 8, 3, 16))
+        while not stop.is_set():
+            stn.set_num_threads(next(counts))
+
+    toggler = threading.Thread(target=toggle)
+    toggler.start()
+    results = []  # kept, so that no result is written over memory that held a right one
+    try:
+        for _ in range(300):
+            results.append(stn.spatial_transform_backward(grad_output, x, theta, (ho, wo)))
+    finally:
+        stop.set()
+        toggler.join()
+    for grad_input, grad_theta in results:
+        assert grad_input.tobytes() == expected[0].tobytes()
+        assert grad_theta.tobytes() == expected[1].tobytes()

@@ -137,10 +137,11 @@ void parallel_for_light(index_t count, index_t item_work, const Fn& fn) {
 // grad_input (N, C, H, W) in work items (n, band of input rows): each item zeroes its band
 // (unless zero_bands is false: fn then writes every element of it), then calls
 // fn(n, row_begin, row_end), which adds only the taps landing in that band. Bands exist so
-// that N = 1 still uses every thread; they cost a repeated coordinate pass.
+// that N = 1 still uses every thread; they cost a repeated coordinate pass. `threads`: the
+// thread count the bands are cut for (N >= threads: one band per image).
 template <typename T, typename Fn>
-void for_each_band(const SamplerShape& shape, T* grad_input, const Fn& fn, bool zero_bands = true) {
-  const index_t threads = get_num_threads();
+void for_each_band(const SamplerShape& shape, T* grad_input, const Fn& fn, bool zero_bands = true,
+                   index_t threads = get_num_threads()) {
   const index_t bands =
       std::max<index_t>(1, std::min<index_t>((threads + shape.batch - 1) / shape.batch, shape.in_height));
   const index_t band_rows = (shape.in_height + bands - 1) / bands;

@@ -322,11 +322,12 @@ class GridCorners {
   const simd::RowKernels* kernels_;
 };
 
-// scatter_point over the corners. One work item per (image, band of input rows): the
-// corners of a block of output rows, then every channel of the block.
+// scatter_point over the corners. One work item per (image, band of input rows; for_each_band
+// cuts the bands for `threads`): the corners of a block of output rows, then every channel of
+// the block.
 template <typename Corners>
 bool scatter_grad_input(const Corners& source, const float* grad_output, const SamplerShape& shape,
-                        float* grad_input) {
+                        float* grad_input, index_t threads = get_num_threads()) {
   if (source.kernels() == nullptr) return false;
   const index_t width = shape.in_width, out_width = shape.out_width, channels = shape.channels;
   const index_t in_plane = shape.in_plane(), out_plane = shape.out_plane();
@@ -393,7 +394,7 @@ bool scatter_grad_input(const Corners& source, const float* grad_output, const S
     // The lane buffer is the size of the band's grad_input: keep it for the next call only
     // while small, so one huge image does not pin its memory to a thread for good.
     if (buffers.lanes.capacity() * sizeof(LaneStorage) > kKeptLaneBytes) std::vector<LaneStorage>().swap(buffers.lanes);
-  }, /*zero_bands=*/!by_lanes && !through_buffer);
+  }, /*zero_bands=*/!by_lanes && !through_buffer, threads);
   return true;
 }
 
@@ -408,7 +409,11 @@ bool simd_fused_backward(index_t /*rows*/, const CoefficientGradRow<float, Inter
                          float* grad_input, const ReduceToParams<float, AffineCoords<float>::kCapacity>* reduce) {
   // With fewer images than threads, images are split into bands of input rows, and each
   // band passes over every output row: the theta sums would be taken once per band.
-  if (body.shape.batch < get_num_threads()) return false;
+  // The thread count is read once: a set_num_threads call from another thread during this one
+  // must not cut the images into bands after this test, whose items would leave an image's
+  // theta partials unsummed (image_done).
+  const index_t threads = get_num_threads();
+  if (body.shape.batch < threads) return false;
   const simd::RowKernels* kernels = row_kernels_for(body.shape, body.options);
   if (kernels == nullptr) return false;
   // The one pass reads each block's input and grad_output for the grid gradient while its
@@ -428,7 +433,7 @@ bool simd_fused_backward(index_t /*rows*/, const CoefficientGradRow<float, Inter
   // 8-16 channels or one channel of 100 x 100, and 0.87x with 8 x 3 x 512 x 512 (4 MiB
   // buffers, two passes now there: not re-measured); the deep maps' even.
   if (scatter_image_bytes(kernels, body.shape) > l2_cache_bytes()) return false;
-  return scatter_grad_input(AffineCornersWithTheta(body, reduce), body.grad_output, body.shape, grad_input);
+  return scatter_grad_input(AffineCornersWithTheta(body, reduce), body.grad_output, body.shape, grad_input, threads);
 }
 
 bool simd_scatter_grad_input(const GridCoords<float>& coords, const float* grad_output,
