@@ -288,6 +288,26 @@ def test_one_channel_grad_input_through_a_buffer(rng, simd_level, threads):
         stn.set_num_threads(previous)
 
 
+def test_band_buffer_reused_across_calls(rng, simd_level):
+    # A thread's band buffer is left zeroed by each band's copy-out, and before the next band
+    # only its part past the prefix known to be zero is zeroed. Bands of other sizes, larger
+    # and smaller, and calls of several channels (whose lane buffer is the same memory, left
+    # dirty) between them: each band must still start from zeros. One thread, so that every
+    # call reuses the same buffer.
+    previous = stn.get_num_threads()
+    stn.set_num_threads(1)
+    try:
+        calls = [(80, 1, 60, 60, 28, 28), (20, 1, 128, 128, 50, 50), (80, 1, 60, 60, 28, 28),
+                 (2, 5, 60, 60, 28, 28), (80, 1, 60, 60, 28, 28), (300, 1, 30, 30, 20, 20),
+                 (20, 1, 128, 128, 50, 50)]
+        for n, c, h, w, ho, wo in calls:
+            x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+            grad_output = rng.standard_normal((n, c, ho, wo)).astype(np.float32)
+            check_fused(x, random_theta(rng, n, np.float32), (ho, wo), ZEROS, False, grad_output)
+    finally:
+        stn.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("channels,padded", [(1, 1), (3, 4), (12, 16)])
 def test_backward_on_either_side_of_the_cache_rule(rng, simd_level, channels, padded):
     # With N >= threads, the backward takes one pass (grid gradient and scatter together) while

@@ -28,26 +28,41 @@ constexpr index_t kMinItemsToSplit = 64;
 
 // The items of a parallel_for in chunks of `chunk` consecutive items, dealt out in turn to
 // `hands` hands: hand h holds chunks h, h + hands, h + 2 * hands, ... Each hand has its own
-// counter of the chunks taken from it, on its own cache line.
+// counter of the takes from it, on its own cache line. A take is one of the hand's chunks,
+// except in its last chunk, taken an item at a time: a thread that has emptied its own hand
+// then helps with the other's last items one by one, and the threads finish within about one
+// item of each other instead of one chunk. Measured on the AMD Zen 4 host (2 threads), in
+// cluttered MNIST's backward (256 images, chunks of 16): the two threads' last items ended
+// 8-10 us apart on average, against 17 us (49 us in a busy spell of the host) with whole
+// chunks throughout; A/B in alternating calls, its backward 0.989x the time.
 class ItemDeal {
  public:
-  ItemDeal(index_t count, index_t chunk, int hands) : count_(count), chunk_(chunk), hands_(size_t(hands)) {}
+  ItemDeal(index_t count, index_t chunk, int hands)
+      : count_(count), chunk_(chunk), chunks_((count + chunk - 1) / chunk), hands_(size_t(hands)) {}
   int hands() const { return int(hands_.size()); }
 
-  // Takes hand h's next chunk: items [*first, *last); false when the hand is empty.
+  // Takes hand h's next piece: items [*first, *last); false when the hand is empty.
   bool take(int h, index_t* first, index_t* last) {
+    const index_t hands = index_t(hands_.size());
+    const index_t own_chunks = h < chunks_ ? (chunks_ - h + hands - 1) / hands : 0;
+    if (own_chunks == 0) return false;
     const index_t taken = hands_[size_t(h)].taken.fetch_add(1, std::memory_order_relaxed);
-    *first = (h + taken * index_t(hands_.size())) * chunk_;
-    if (*first >= count_) return false;
-    *last = std::min(*first + chunk_, count_);
-    return true;
+    if (taken < own_chunks - 1) {  // a whole chunk
+      *first = (h + taken * hands) * chunk_;
+      *last = *first + chunk_;  // not the last chunk of all: whole
+      return true;
+    }
+    const index_t final_chunk = h + (own_chunks - 1) * hands;  // one item of it
+    *first = final_chunk * chunk_ + (taken - (own_chunks - 1));
+    *last = *first + 1;
+    return *first < std::min((final_chunk + 1) * chunk_, count_);
   }
 
  private:
   struct alignas(64) Hand {
     std::atomic<index_t> taken{0};
   };
-  index_t count_, chunk_;
+  index_t count_, chunk_, chunks_;
   std::vector<Hand> hands_;
 };
 
