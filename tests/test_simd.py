@@ -265,11 +265,11 @@ def test_grad_input_channel_groups(rng, simd_level, channels, threads):
 
 
 @pytest.mark.parametrize("threads", [1, 3, 8])
-def test_one_channel_grad_input_through_a_buffer(rng, simd_level, threads):
-    # One channel, 1 MiB of grad_input or more in planes of at most 256 KiB: each band is
-    # scattered into a per-thread buffer and streamed out. 8 threads split each of 5 images
-    # into 2 bands of rows (a buffer then holds a band from its first row, not the image's);
-    # the fused backward, the grid gradient and scatter, and grid_sample's backward all take it.
+def test_one_channel_grad_input_of_many_images(rng, simd_level, threads):
+    # One channel, 1 MiB of grad_input or more in planes of at most 256 KiB (shapes an earlier
+    # round scattered through a per-thread buffer; now straight into the planes). 8 threads
+    # split each of 5 images into 2 bands of rows; the fused backward, the grid gradient and
+    # scatter, and grid_sample's backward all take them.
     previous = stn.get_num_threads()
     stn.set_num_threads(threads)
     try:
@@ -288,12 +288,11 @@ def test_one_channel_grad_input_through_a_buffer(rng, simd_level, threads):
         stn.set_num_threads(previous)
 
 
-def test_band_buffer_reused_across_calls(rng, simd_level):
-    # A thread's band buffer is left zeroed by each band's copy-out, and before the next band
-    # only its part past the prefix known to be zero is zeroed. Bands of other sizes, larger
-    # and smaller, and calls of several channels (whose lane buffer is the same memory, left
-    # dirty) between them: each band must still start from zeros. One thread, so that every
-    # call reuses the same buffer.
+def test_scatter_buffers_reused_across_calls(rng, simd_level):
+    # A thread keeps its scatter buffers (corners, products, lanes) from call to call. Calls of
+    # other sizes, larger and smaller, one channel and several, in turn: each must start from
+    # zeros and read only its own corners. One thread, so that every call reuses the same
+    # buffers.
     previous = stn.get_num_threads()
     stn.set_num_threads(1)
     try:

@@ -28,10 +28,6 @@
 #include "lane_scatter.h"
 #include "simd_paths.h"
 
-#if defined(STN_X86_SIMD)
-#include <xmmintrin.h>
-#endif
-
 namespace stn {
 namespace cpu {
 namespace {
@@ -108,68 +104,18 @@ constexpr index_t kScatterBlockPixels = 1024;
 // Most bytes of lane buffer a thread keeps between calls.
 constexpr size_t kKeptLaneBytes = size_t(32) << 20;
 
-// An image of one channel is scattered straight into grad_input's plane, zeroed just before:
-// a zeroing that reads every line of grad_input from memory first. A call whose grad_input
-// takes at least kStreamedGradInputBytes (more than a core's cache keeps for its reader) and
-// whose planes take at most kPlaneBufferBytes scatters each band into a per-thread buffer
-// instead, which stays in cache from call to call, and copies it out with non-temporal
-// stores: no read of grad_input at all. Measured on the AMD Zen 4 (AVX2, 2 threads, A/B in
-// alternating calls): cluttered MNIST's forward and backward (256 x 1 x 60 x 60, 3.7 MB of
-// grad_input) 0.92-0.95x the time, its backward alone 0.955x; 64 x 1 x 128 x 128 (64 KiB
-// planes) the same. A smaller grad_input stays in cache for its reader, with plain stores
-// (32 x 1 x 60 x 60, 0.46 MB, would have taken 0.96x). The threshold is lower than the
-// forward's streamed output (AffineRows::kStreamOutputBytes, 8 MiB) because the buffer also
-// saves the zeroing pass, which the forward has no counterpart of.
-constexpr size_t kStreamedGradInputBytes = size_t(1) << 20;
-constexpr size_t kPlaneBufferBytes = size_t(256) << 10;
-
-// to[0 .. count) = from[0 .. count), on x86 with non-temporal stores wherever `to` is 16-byte
-// aligned (weakly ordered: fence them, BandOut::finish, before another thread may read `to`).
-// from[0 .. count) is left +0, each piece zeroed as it is read, while its line is in L1: the
-// band buffer is then ready for the next image without a zeroing pass of its own.
-void stream_out_and_zero(float* from, index_t count, float* to) {
-  index_t i = 0;
-#if defined(STN_X86_SIMD)
-  for (; i < count && reinterpret_cast<uintptr_t>(to + i) % 16 != 0; ++i) to[i] = from[i], from[i] = 0.0f;
-  for (; i + 4 <= count; i += 4) {
-    _mm_stream_ps(to + i, _mm_loadu_ps(from + i));
-    _mm_storeu_ps(from + i, _mm_setzero_ps());
-  }
-#endif
-  for (; i < count; ++i) to[i] = from[i], from[i] = 0.0f;
-}
-
-// The copy-out of a band buffer (stream_out_and_zero) in pieces, between the pieces of other
-// work that stays in cache (the fused backward's theta sums): the non-temporal stores of one
-// piece drain to memory while that work runs, where the whole band at once had the core wait on
-// them (a 60 x 60 band, 14 KiB, took about as long as the image's theta sums, on the AMD Zen 4).
-// Measured there (AVX2, 2 threads, A/B in alternating calls, either build loaded first),
-// against the copy-out after the theta sums: cluttered MNIST's backward 0.976-0.983x the time.
-class BandOut {
- public:
-  BandOut(float* from, index_t count, float* to) : from_(from), to_(to), count_(count) {}
-
-  // Copies out the band up to its fraction done / total (in whole lines of 16 floats).
-  void up_to(index_t done, index_t total) {
-    const index_t end = std::min(count_, (count_ * done / total + 15) / 16 * 16);
-    if (end <= done_) return;
-    stream_out_and_zero(from_ + done_, end - done_, to_ + done_);
-    done_ = end;
-  }
-
-  // The rest, then the fence.
-  void finish() {
-    up_to(1, 1);
-#if defined(STN_X86_SIMD)
-    _mm_sfence();
-#endif
-  }
-
- private:
-  float* from_;
-  float* to_;
-  index_t count_, done_ = 0;
-};
+// An image of one channel is scattered straight into grad_input's plane, zeroed just before
+// (for_each_band). An earlier round scattered a call's one-channel images, where grad_input
+// took 1 MiB or more in planes of at most 256 KiB, into a per-thread buffer instead, copied out
+// with non-temporal stores (measured then at 0.92-0.95x cluttered MNIST's forward and
+// backward, A/B between two loaded copies of the module, a method this round found biased by
+// up to 10% either way). Measured again with both paths in one module, switched at run time
+// between alternating calls (AMD Zen 4, AVX2, 2 threads), the plane was the faster: cluttered
+// MNIST's backward 0.88-0.91x the time, its forward and backward 0.915-0.96x (0.855x with 128
+// images, 0.95x with 512), 64 x 1 x 128 x 128 0.98-0.99x, with 14.7 and 29 MB of grad_input
+// the same within the noise. The copy-out's stores had stalled the core on memory (about
+// 0.55 us of 4.6 per 60 x 60 image on one thread), and they left grad_input out of the cache,
+// where a recycled output array (buffer_cache.h) otherwise stays between calls.
 
 // Memory for lanes, aligned for the widest vector: the lane loops read it through their
 // own vector type only.
@@ -191,7 +137,6 @@ struct ScatterBuffers {
   std::vector<int32_t> base, inside;  // (block pixels)
   std::vector<float> weights;         // (4, block pixels)
   std::vector<LaneStorage> lanes;     // (C / L, band rows, W, L): the band of the image
-  size_t zero_floats = 0;             // the first zero_floats floats of `lanes` hold +0
   std::vector<LaneStorage> g;         // (block pixels, L): grad_output of L channels
   std::vector<float> grad_x, grad_y;  // (block pixels): the fused backward's grid gradient
   std::vector<float> y_base;          // (block rows): its base grid y
@@ -220,21 +165,6 @@ struct ScatterBuffers {
   }
 };
 
-// `floats` floats of buffers.lanes, every one +0, for a band scattered through the buffer:
-// only those past the prefix known to hold +0 are zeroed here, since the band's copy-out
-// (stream_out_and_zero) leaves it zeroed. The prefix is forgotten until that copy-out, so
-// that a band left half scattered is never taken for zeros. Measured on the AMD Zen 4 (AVX2,
-// A/B in alternating calls), against a memset here of every band, whose lines had left L1
-// since the last copy-out: cluttered MNIST's backward 0.977x the time on 1 thread, 0.99-1.00x
-// on 2 (its forward and backward 0.987x).
-float* zeroed_band(ScatterBuffers& buffers, size_t floats) {
-  float* at = lane_floats(buffers.lanes, floats, /*zero=*/false);
-  if (buffers.zero_floats < floats)
-    std::memset(at + buffers.zero_floats, 0, (floats - buffers.zero_floats) * sizeof(float));
-  buffers.zero_floats = 0;
-  return at;
-}
-
 // Where the corners come from: an affine map's rows (AffineRows), or grid_sample's grid.
 // corners(n, first, count, ...) fills the buffers with the corners of output rows [first,
 // first + count) of image n, pixel after pixel, and returns the span [begin, end) of those
@@ -249,11 +179,6 @@ class AffineCorners {
   // Called once every output row of image n has passed through corners() (an item of the
   // whole image).
   void image_done(index_t /*n*/) const {}
-  // Called after the scatter of the block of rows [first, first + count) of image n, with
-  // work of its own to do: between its pieces, between(done, total) (none here).
-  template <typename Between>
-  void block_done(index_t /*n*/, index_t /*first*/, index_t /*count*/, ScatterBuffers& /*buffers*/,
-                  const Between& /*between*/) const {}
   const simd::RowKernels* kernels() const { return rows_.kernels(); }
   const AffineRows& rows() const { return rows_; }
   bool hold(index_t n) const { return hold_cells(coords_, shape_, n); }
@@ -295,14 +220,10 @@ class AffineCorners {
   AffineRows rows_;
 };
 
-// The theta sums' rows per piece (AffineCornersWithTheta::block_done).
-constexpr index_t kThetaPieceRows = 4;
-
 // AffineCorners that computes the theta gradient's row sums on the way, for the fused
 // backward (simd_paths.h): the grid-gradient kernel also gives the corners the scatter
-// needs, and after the scatter theta_partials sums the grid gradient's rows (block_done), as
-// simd_launch does for CoefficientGradRow. Each output row must pass once: only where each
-// image is one band.
+// needs, and theta_partials sums the grid gradient's rows, as simd_launch does for
+// CoefficientGradRow. Each output row must pass once: only where each image is one band.
 class AffineCornersWithTheta : public AffineCorners {
  public:
   using Reduce = ReduceToParams<float, AffineCoords<float>::kCapacity>;
@@ -343,21 +264,9 @@ class AffineCornersWithTheta : public AffineCorners {
                                      buffers.corners(r * out_width, block));
     }
     for (index_t r = 0; r < count; ++r) y_base[size_t(r)] = body_.coords.base.y(first + r);
+    kernels()->theta_partials(grad_x.data(), grad_y.data(), rows().x_base(), y_base.data(), out_width, count,
+                              body_.row_partials + (n * body_.shape.out_height + first) * 6);
     return {0, count * out_width};
-  }
-
-  // The theta partials of the block's rows (the grid gradient corners() left in the buffers),
-  // kThetaPieceRows rows at a time, between(rows done, count) after each piece.
-  template <typename Between>
-  void block_done(index_t n, index_t first, index_t count, ScatterBuffers& buffers, const Between& between) const {
-    const index_t out_width = body_.shape.out_width;
-    for (index_t r = 0; r < count; r += kThetaPieceRows) {
-      const index_t rows_here = std::min(kThetaPieceRows, count - r);
-      kernels()->theta_partials(buffers.grad_x.data() + r * out_width, buffers.grad_y.data() + r * out_width,
-                                rows().x_base(), buffers.y_base.data() + r, out_width, rows_here,
-                                body_.row_partials + (n * body_.shape.out_height + first + r) * 6);
-      between(r + rows_here, count);
-    }
   }
 
  private:
@@ -373,8 +282,6 @@ class GridCorners {
   bool hold(index_t) const { return false; }  // a grid may jump anywhere: add to memory
   static constexpr bool kGivesProducts = false;
   void image_done(index_t) const {}
-  template <typename Between>
-  void block_done(index_t, index_t, index_t, ScatterBuffers&, const Between&) const {}
   PixelSpan corners(index_t n, index_t first, index_t count, index_t row_begin, index_t row_end,
                     ScatterBuffers& buffers, size_t block) const {
     // The block's rows as one run of pixels, each with its own point.
@@ -407,9 +314,7 @@ bool scatter_grad_input(const Corners& source, const float* grad_output, const S
   const simd::LaneScatter& lane_kernels = lane_kernels_for(source.kernels(), channels);
   const index_t lanes_per_group = lane_kernels.lanes;
   const index_t groups = (channels + lanes_per_group - 1) / lanes_per_group;
-  const bool by_lanes = channels > 1;  // one channel: straight into the plane, or a buffer
-  const bool through_buffer = !by_lanes && size_t(in_plane) * sizeof(float) <= kPlaneBufferBytes &&
-                              size_t(shape.batch * in_plane) * sizeof(float) >= kStreamedGradInputBytes;
+  const bool by_lanes = channels > 1;  // one channel: straight into the plane
   // Corners are computed for a block of output rows, then each channel (group) scatters the
   // whole block while the input lines it touches are in cache.
   const index_t block_rows = std::max<index_t>(1, kScatterBlockPixels / out_width);
@@ -423,10 +328,7 @@ bool scatter_grad_input(const Corners& source, const float* grad_output, const S
     const size_t group_floats = size_t(band * lanes_per_group);
     float* lane_band = nullptr;
     float* g = nullptr;
-    // through_buffer: the band's elements, origin first (the lane buffer, otherwise unused)
-    float* band_buffer = through_buffer ? zeroed_band(buffers, size_t(band)) : nullptr;
     if (by_lanes) {
-      buffers.zero_floats = 0;
       lane_band = lane_floats(buffers.lanes, size_t(groups) * group_floats, /*zero=*/true);
       g = lane_floats(buffers.g, block * size_t(lanes_per_group), /*zero=*/false);
     }
@@ -434,37 +336,25 @@ bool scatter_grad_input(const Corners& source, const float* grad_output, const S
     const bool prefetch = size_t(band * (by_lanes ? groups * lanes_per_group : 1)) * sizeof(float) > kCachedBandBytes;
     float* image = grad_input + n * channels * in_plane;
     const float* grad_image = grad_output + n * channels * out_plane;
-    BandOut out(band_buffer, band, image + origin);  // through_buffer only
     for (index_t first = 0; first < shape.out_height; first += block_rows) {
       const index_t rows_here = std::min(block_rows, shape.out_height - first);
       const PixelSpan span = source.corners(n, first, rows_here, row_begin, row_end, buffers, block);
       const simd::RowCorners corners = buffers.corners(span.first, block);
       // The block's rows are consecutive in grad_output too: one raster run of pixels.
       const index_t count = span.second - span.first;
+      if (count == 0) continue;
       const float* grad_block = grad_image + first * out_width + span.first;
-      if (count > 0 && through_buffer) {  // in cache: nothing to prefetch
-        scatter::scatter_run<float>(corners, count, width, origin, grad_block, band_buffer, hold, false);
-      } else if (count > 0 && !by_lanes) {
+      if (!by_lanes) {
         scatter::scatter_run<float>(corners, count, width, 0, grad_block, image, hold, prefetch);
-      } else if (count > 0) {
-        for (index_t group = 0; group < groups; ++group) {
-          const index_t c0 = group * lanes_per_group, lanes = std::min(lanes_per_group, channels - c0);
-          lane_kernels.scatter(corners, count, width, origin, grad_block + c0 * out_plane, out_plane, lanes, g,
-                               lane_band + size_t(group) * group_floats, hold, prefetch);
-        }
+        continue;
       }
-      // After the last block's scatter the band is done: its copy-out goes on between the
-      // pieces of the block's own work.
-      const bool band_done = through_buffer && first + rows_here == shape.out_height;
-      source.block_done(n, first, rows_here, buffers, [&](index_t done, index_t total) {
-        if (band_done) out.up_to(done, total);
-      });
+      for (index_t group = 0; group < groups; ++group) {
+        const index_t c0 = group * lanes_per_group, lanes = std::min(lanes_per_group, channels - c0);
+        lane_kernels.scatter(corners, count, width, origin, grad_block + c0 * out_plane, out_plane, lanes, g,
+                             lane_band + size_t(group) * group_floats, hold, prefetch);
+      }
     }
     if (row_begin == 0 && row_end == shape.in_height) source.image_done(n);
-    if (through_buffer) {
-      out.finish();
-      buffers.zero_floats = size_t(band);
-    }
     if (!by_lanes) return;
     // (groups, band, L) -> the band's rows of each of the C planes.
     for (index_t group = 0; group < groups; ++group) {
@@ -475,7 +365,7 @@ bool scatter_grad_input(const Corners& source, const float* grad_output, const S
     // The lane buffer is the size of the band's grad_input: keep it for the next call only
     // while small, so one huge image does not pin its memory to a thread for good.
     if (buffers.lanes.capacity() * sizeof(LaneStorage) > kKeptLaneBytes) std::vector<LaneStorage>().swap(buffers.lanes);
-  }, /*zero_bands=*/!by_lanes && !through_buffer, threads);
+  }, /*zero_bands=*/!by_lanes, threads);
   return true;
 }
 
